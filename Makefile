@@ -1,0 +1,92 @@
+# Lancashire Children and Young People's Trust assistant.
+# `make run` and `make test` do all the set-up; every step is skipped when it is up to date.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+RASA      := $(VENV)/bin/rasa
+KNOWLEDGE := knowledge/lancashire.yml
+SPACY_DIR := build/spacy_en
+MODEL     := models/assistant.tar.gz
+
+# PORT, ACTION_PORT, TRACKER_DB_URL, WIDGET_SECRET, KNOWLEDGE_FILE: see README; bot/serve.py fills in defaults.
+# Keep TensorFlow quiet.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export SQLALCHEMY_SILENCE_UBER_WARNING ?= 1
+export RASA_TELEMETRY_ENABLED := false
+
+TRAINING_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
+
+.PHONY: help venv spacy train run shell test lint types validate-knowledge pytest \
+        validate-data test-nlu test-stories test-e2e export-feedback bench clean
+
+help:
+	@echo "make run      set up, train if stale, start the action server and Rasa (REST, socketio, widget)"
+	@echo "make test     set up, train if stale, run every test"
+	@echo "make shell    the staff command-line shell (action server started for you)"
+	@echo "make train    retrain if the training data, domain or config changed"
+	@echo "make lint     ruff + mypy"
+	@echo "make validate-knowledge   check the knowledge file without starting anything"
+	@echo "make export-feedback      write every stored feedback view to CSV"
+
+# ---- environment -------------------------------------------------------------
+$(VENV)/.installed: constraints.txt requirements.txt requirements-dev.txt
+	@test -x $(PY) || { PY310=$$(./scripts/find_python310.sh) && echo "creating $(VENV) with $$PY310" && "$$PY310" -m venv $(VENV); }
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements.txt -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+# ---- local spaCy pipeline (nothing is downloaded) ---------------------------
+$(SPACY_DIR)/.built: $(VENV)/.installed $(KNOWLEDGE) bot/nlp/spacy_pipeline.py actions/knowledge.py
+	$(PY) -m bot.nlp.spacy_pipeline --knowledge $(KNOWLEDGE) --out $(SPACY_DIR)
+	@touch $@
+
+spacy: $(SPACY_DIR)/.built
+
+# ---- model --------------------------------------------------------------------
+$(MODEL): $(VENV)/.installed $(SPACY_DIR)/.built $(TRAINING_INPUTS) $(wildcard bot/nlp/*.py)
+	$(RASA) train --fixed-model-name assistant --out models
+	@touch $@
+
+train: $(MODEL)
+
+# ---- run ------------------------------------------------------------------------
+run: $(MODEL)
+	@mkdir -p var
+	$(PY) -m bot.serve
+
+shell: $(MODEL)
+	@mkdir -p var
+	$(PY) -m bot.serve --shell
+
+validate-knowledge: $(VENV)/.installed
+	$(PY) -m actions.knowledge $(KNOWLEDGE_FILE)
+
+export-feedback: $(VENV)/.installed
+	$(PY) -m actions.feedback_store export $(or $(OUT),feedback.csv)
+
+# ---- checks -----------------------------------------------------------------------
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check actions bot tests
+	$(VENV)/bin/mypy actions bot
+
+validate-data: $(VENV)/.installed
+	$(PY) -m scripts.validate_data
+
+pytest: $(MODEL)
+	$(PY) -m pytest -q
+
+test-nlu: $(MODEL)
+	$(PY) -m scripts.nlu_gate --model $(MODEL) --test tests/nlu_test.yml --min-f1 0.95
+
+test-stories: $(MODEL)
+	$(RASA) test core --model $(MODEL) --stories tests/test_stories.yml --fail-on-prediction-errors --out results/core --no-plot
+
+test: lint validate-knowledge validate-data pytest test-nlu test-stories
+	@echo "make test: all checks passed"
+
+clean:
+	rm -rf build models/*.tar.gz results var/*.db

@@ -1,0 +1,447 @@
+"""The knowledge file: its schema, its loader and the lookups the actions make.
+
+Every fact the assistant tells lives in ``knowledge/lancashire.yml``. This module
+validates that file against a schema when it loads, and reloads it when it changes
+on disk, so an edit shows in the answers within seconds without a restart.
+
+Nothing here imports Rasa: the loader can be used (and tested) on its own, and
+``python -m actions.knowledge [FILE]`` checks a file without starting anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+
+import yaml
+from pydantic import BaseModel, Extra, ValidationError, constr, root_validator, validator
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_KNOWLEDGE_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "lancashire.yml"
+KNOWLEDGE_FILE_ENV = "KNOWLEDGE_FILE"
+OUTCOME_LIST_PLACEHOLDER = "{outcome_list}"
+
+if TYPE_CHECKING:  # the constrained types are plain strings to a type checker
+    NonEmpty = str
+    Identifier = str
+    Group = str
+    PhoneDigits = str
+    Version = str
+else:
+    NonEmpty = constr(strip_whitespace=True, min_length=1)
+    Identifier = constr(regex=r"^[a-z][a-z0-9_]*$")
+    Group = constr(regex=r"^(plan|trust|figures|about)$")
+    PhoneDigits = constr(regex=r"^[0-9 ]+$")
+    Version = constr(regex=r"^1$")
+
+
+class KnowledgeError(Exception):
+    """The knowledge file is missing, is not YAML, or does not fit the schema."""
+
+
+class _Strict(BaseModel):
+    """Base model: unknown fields are errors, so a typo in a field name fails fast."""
+
+    class Config:
+        extra = Extra.forbid
+        anystr_strip_whitespace = True
+
+
+class Page(_Strict):
+    """A page of the Trust's website that facts are taken from."""
+
+    seed: NonEmpty
+    title: NonEmpty
+
+
+class Source(_Strict):
+    """Where a fact comes from: a page and the sentence it rests on, word for word."""
+
+    page: NonEmpty
+    quote: NonEmpty
+
+
+class Answer(_Strict):
+    """Lines the assistant says, one message each, and their source."""
+
+    answer: List[NonEmpty]
+    source: Source
+
+    @validator("answer")
+    def _not_empty(cls, value: List[str]) -> List[str]:  # noqa: N805
+        if not value:
+            raise ValueError("must have at least one line")
+        return value
+
+
+class Topic(Answer):
+    """One thing people ask about, e.g. the Plan or a figure."""
+
+    title: NonEmpty
+    group: Group
+    figure: Optional[NonEmpty] = None
+    paid_by: Optional[Answer] = None
+
+
+class Outcome(_Strict):
+    """One of the Plan's key outcomes."""
+
+    id: Identifier
+    name: NonEmpty
+    aim: NonEmpty
+    names: List[NonEmpty]
+
+
+class Contact(_Strict):
+    """A local contact. Every field a person reads must come from a source."""
+
+    name: NonEmpty
+    phone: Optional[NonEmpty] = None
+    email: Optional[NonEmpty] = None
+    url: Optional[NonEmpty] = None
+    address: Optional[NonEmpty] = None
+    opening_hours: Optional[NonEmpty] = None
+    source: Source
+
+
+class Service(_Strict):
+    """A local service, e.g. a family hub or a young people's centre."""
+
+    name: NonEmpty
+    description: NonEmpty
+    contact: Optional[Contact] = None
+    source: Source
+
+
+class Area(_Strict):
+    """A Lancashire district, the towns in it, and (later) its local contacts and services."""
+
+    district: NonEmpty
+    towns: List[NonEmpty] = []
+    nicknames: List[NonEmpty] = []
+    contacts: List[Contact] = []
+    services: List[Service] = []
+
+
+class LocalHelp(_Strict):
+    """The county-wide answer about early help, and what to say when there is no local entry."""
+
+    answer: List[NonEmpty]
+    no_local_details: NonEmpty
+    no_place: NonEmpty
+    source: Source
+
+
+class Helpline(_Strict):
+    """A national helpline: the one kind of fact that is not from the Trust's website."""
+
+    id: Identifier
+    name: NonEmpty
+    number: PhoneDigits
+    national: bool
+    message: NonEmpty
+
+    @validator("national")
+    def _must_be_national(cls, value: bool) -> bool:  # noqa: N805
+        if value is not True:
+            raise ValueError("helplines must be national services (national: true)")
+        return value
+
+    @root_validator(skip_on_failure=True)
+    def _number_in_message(cls, values: Dict[str, Any]) -> Dict[str, Any]:  # noqa: N805
+        if values["number"] not in values["message"]:
+            raise ValueError("the message must give the helpline's number")
+        return values
+
+
+class Knowledge(_Strict):
+    """The whole knowledge file."""
+
+    schema_version: Version
+    sources: Dict[str, Page]
+    currency: Answer
+    topics: Dict[str, Topic]
+    outcomes: List[Outcome]
+    outcome_answer: List[NonEmpty]
+    outcome_source: Source
+    local_help: LocalHelp
+    areas: List[Area]
+    signposting: Dict[str, List[NonEmpty]]
+    helplines: List[Helpline]
+
+    @validator("schema_version", pre=True)
+    def _version_as_text(cls, value: Any) -> str:  # noqa: N805
+        return str(value)
+
+    @root_validator(skip_on_failure=True)
+    def _sources_exist(cls, values: Dict[str, Any]) -> Dict[str, Any]:  # noqa: N805
+        pages = values["sources"]
+        for where, source in _all_sources(values):
+            if source.page not in pages:
+                raise ValueError(
+                    f"{where}: source page '{source.page}' is not one of "
+                    f"{sorted(pages)} (declare it under 'sources')"
+                )
+        return values
+
+    @root_validator(skip_on_failure=True)
+    def _signposting_names_helplines(cls, values: Dict[str, Any]) -> Dict[str, Any]:  # noqa: N805
+        known = {helpline.id for helpline in values["helplines"]}
+        if "default" not in values["signposting"]:
+            raise ValueError("signposting: needs a 'default' list of helplines")
+        for kind, ids in values["signposting"].items():
+            unknown = [i for i in ids if i not in known]
+            if unknown:
+                raise ValueError(f"signposting → {kind}: unknown helpline ids {unknown}; known: {sorted(known)}")
+        return values
+
+    @root_validator(skip_on_failure=True)
+    def _outcome_answer_fills(cls, values: Dict[str, Any]) -> Dict[str, Any]:  # noqa: N805
+        for line in values["outcome_answer"]:
+            try:
+                line.format(name="", number=0, aim="")
+            except (KeyError, IndexError, ValueError) as error:
+                raise ValueError(
+                    f"outcome_answer: '{line}' may only use {{name}}, {{number}} and {{aim}} ({error})"
+                ) from error
+        return values
+
+    # ----- lookups -----------------------------------------------------------------
+
+    def topic(self, topic_id: str) -> Optional[Topic]:
+        """Returns the topic with this id, or None."""
+        return self.topics.get(topic_id)
+
+    def answer_lines(self, answer: Union[Answer, "LocalHelp"]) -> List[str]:
+        """Returns an answer's lines with placeholders filled in."""
+        return [self._fill(line) for line in answer.answer]
+
+    def source_of(self, answered: str) -> Optional[Source]:
+        """Returns the source of an answer recorded in the ``last_topic`` slot.
+
+        Args:
+            answered: a topic id, ``outcome:<id>``, ``area:<district>``, ``local_help`` or ``currency``.
+        """
+        kind, _, key = answered.partition(":")
+        if kind == "outcome":
+            return self.outcome_source
+        if kind == "area":
+            area = next((a for a in self.areas if a.district == key), None)
+            entries = [*area.contacts, *area.services] if area else []
+            return entries[0].source if entries else self.local_help.source  # type: ignore[attr-defined]
+        if answered == "local_help":
+            return self.local_help.source
+        if answered == "currency":
+            return self.currency.source
+        topic = self.topic(answered)
+        return topic.source if topic else None
+
+    def source_text(self, source: Source) -> Tuple[str, str]:
+        """Returns (page title, quote) for a source."""
+        return self.sources[source.page].title, source.quote
+
+    def outcome_list(self) -> str:
+        """Returns the outcomes as a numbered list, one per line."""
+        return "\n".join(f"{i}. {o.name}" for i, o in enumerate(self.outcomes, start=1))
+
+    def outcome_by_number(self, number: int) -> Optional[Outcome]:
+        """Returns the outcome at this 1-based position, or None."""
+        if 1 <= number <= len(self.outcomes):
+            return self.outcomes[number - 1]
+        return None
+
+    def find_outcome(self, text: str) -> Optional[Tuple[int, Outcome]]:
+        """Finds the outcome a phrase names ("being healthy"), with its 1-based number."""
+        wanted = _normalise(text)
+        best: Optional[Tuple[int, int, Outcome]] = None
+        for number, outcome in enumerate(self.outcomes, start=1):
+            for name in [outcome.name, *outcome.names]:
+                key = _normalise(name)
+                if key and re.search(rf"\b{re.escape(key)}\b", wanted):
+                    if best is None or len(key) > best[0]:
+                        best = (len(key), number, outcome)
+        return (best[1], best[2]) if best else None
+
+    def find_area(self, text: str) -> Optional[Tuple[Area, str]]:
+        """Finds the area a place name belongs to; returns (area, the name as written here)."""
+        wanted = _normalise(text)
+        best: Optional[Tuple[int, Area, str]] = None
+        for area in self.areas:
+            for name in [area.district, *area.towns, *area.nicknames]:
+                key = _normalise(name)
+                if key and re.search(rf"\b{re.escape(key)}\b", wanted):
+                    if best is None or len(key) > best[0]:
+                        shown = name if name not in area.nicknames else area.towns[0]
+                        best = (len(key), area, shown)
+        return (best[1], best[2]) if best else None
+
+    def outcome_lines(self, number: int, outcome: Outcome) -> List[str]:
+        """Returns the explanation of one outcome."""
+        return [line.format(name=outcome.name, number=number, aim=outcome.aim) for line in self.outcome_answer]
+
+    def helplines_for(self, kind: Optional[str]) -> List[Helpline]:
+        """Returns the national helplines to give for a kind of worry (or the default ones)."""
+        ids = self.signposting.get(kind or "default") or self.signposting["default"]
+        by_id = {helpline.id: helpline for helpline in self.helplines}
+        return [by_id[i] for i in ids]
+
+    def _fill(self, line: str) -> str:
+        return line.replace(OUTCOME_LIST_PLACEHOLDER, self.outcome_list())
+
+
+def _all_sources(values: Dict[str, Any]) -> List[Tuple[str, Source]]:
+    found: List[Tuple[str, Any]] = [
+        ("currency", values["currency"].source),
+        ("outcome_source", values["outcome_source"]),
+        ("local_help", values["local_help"].source),
+    ]
+    for topic_id, topic in values["topics"].items():
+        found.append((f"topics → {topic_id}", topic.source))
+        if topic.paid_by:
+            found.append((f"topics → {topic_id} → paid_by", topic.paid_by.source))
+    for area in values["areas"]:
+        for contact in area.contacts:
+            found.append((f"areas → {area.district} → contacts", contact.source))
+        for service in area.services:
+            found.append((f"areas → {area.district} → services", service.source))
+    return found
+
+
+def _normalise(text: str) -> str:
+    text = text.lower().replace("-", " ").replace("'", "").replace("’", "")
+    return re.sub(r"[^a-z0-9 ]+", " ", re.sub(r"\s+", " ", text)).strip()
+
+
+def _describe(errors: Any) -> str:
+    lines = []
+    for error in errors:
+        where = " → ".join(str(part) for part in error["loc"] if part != "__root__")
+        lines.append(f"  {where or '(top level)'}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def load_knowledge(path: Path) -> Knowledge:
+    """Reads and validates a knowledge file.
+
+    Args:
+        path: the YAML file.
+
+    Returns:
+        The validated knowledge.
+
+    Raises:
+        KnowledgeError: naming the file, and for a schema error the entry and field.
+    """
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise KnowledgeError(f"{path}: cannot read the knowledge file ({error.strerror})") from error
+    except yaml.YAMLError as error:
+        raise KnowledgeError(f"{path}: is not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise KnowledgeError(f"{path}: must be a YAML mapping with 'topics', 'outcomes', ...")
+    try:
+        return Knowledge.parse_obj(raw)
+    except ValidationError as error:
+        raise KnowledgeError(f"{path}: does not fit the schema:\n{_describe(error.errors())}") from error
+
+
+class KnowledgeBase:
+    """Holds the knowledge in memory and reloads it when the file changes.
+
+    A reload is checked at most every ``check_every`` seconds (a ``stat`` call). If
+    the edited file is broken, the last good version stays in use and the error is
+    logged, so a typo never takes the assistant down.
+    """
+
+    def __init__(self, path: Path, check_every: float = 1.0) -> None:
+        """Creates the holder; nothing is read until the first ``get``.
+
+        Args:
+            path: the knowledge file.
+            check_every: the least number of seconds between two checks for a change.
+        """
+        self.path = path
+        self.check_every = check_every
+        self._knowledge: Optional[Knowledge] = None
+        self._stamp: Optional[Tuple[float, int]] = None
+        self._checked_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def get(self, now: Optional[float] = None) -> Knowledge:
+        """Returns the current knowledge, reloading the file if it changed.
+
+        Args:
+            now: the current monotonic time (for tests); defaults to ``time.monotonic()``.
+
+        Raises:
+            KnowledgeError: if no valid version of the file has ever been loaded.
+        """
+        import time
+
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if self._knowledge is not None and now - self._checked_at < self.check_every:
+                return self._knowledge
+            self._checked_at = now
+            try:
+                stat = self.path.stat()
+                stamp = (stat.st_mtime, stat.st_size)
+            except OSError as error:
+                if self._knowledge is None:
+                    raise KnowledgeError(f"{self.path}: cannot read the knowledge file ({error.strerror})") from error
+                logger.error("Knowledge file %s cannot be read; keeping the last good version.", self.path)
+                return self._knowledge
+            if stamp != self._stamp or self._knowledge is None:
+                try:
+                    self._knowledge = load_knowledge(self.path)
+                    logger.info("Loaded knowledge file %s.", self.path)
+                except KnowledgeError as error:
+                    if self._knowledge is None:
+                        raise
+                    logger.error("%s\nKeeping the last good version of the knowledge.", error)
+                self._stamp = stamp
+            return self._knowledge
+
+
+_default: Optional[KnowledgeBase] = None
+
+
+def knowledge_path() -> Path:
+    """Returns the knowledge file in use: ``$KNOWLEDGE_FILE`` or the project's own."""
+    configured = os.environ.get(KNOWLEDGE_FILE_ENV)
+    return Path(configured) if configured else DEFAULT_KNOWLEDGE_FILE
+
+
+def get_knowledge() -> Knowledge:
+    """Returns the knowledge, loading it on first use and reloading it when it changes."""
+    global _default
+    path = knowledge_path()
+    if _default is None or _default.path != path:
+        _default = KnowledgeBase(path)
+    return _default.get()
+
+
+def main(argv: List[str]) -> int:
+    """Validates a knowledge file: ``python -m actions.knowledge [FILE]``."""
+    path = Path(argv[0]) if argv else knowledge_path()
+    try:
+        knowledge = load_knowledge(path)
+    except KnowledgeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"{path}: OK ({len(knowledge.topics)} topics, {len(knowledge.outcomes)} outcomes, "
+        f"{len(knowledge.areas)} areas, {len(knowledge.helplines)} national helplines)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""The assistant's own Python: launcher, channels, NLU parts."""

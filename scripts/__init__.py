@@ -1,0 +1,1 @@
+"""Build and test helpers run by the Makefile."""
