@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Action, Tracker
@@ -17,7 +18,7 @@ logger = logging.getLogger(__name__)
 EventType = Dict[str, Any]
 
 
-class KnowledgeAction(Action):
+class KnowledgeAction(Action, ABC):
     """An action that answers from the knowledge file.
 
     Subclasses implement ``answer``. If the knowledge cannot be loaded or the answer
@@ -25,15 +26,15 @@ class KnowledgeAction(Action):
     assistant can help with, and the conversation goes on.
     """
 
-    def name(self) -> str:  # pragma: no cover - every subclass names itself
+    @abstractmethod
+    def name(self) -> str:
         """Returns the action's name in the domain."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def answer(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, knowledge: Knowledge
     ) -> List[EventType]:
         """Sends the answer; returns the events to apply."""
-        raise NotImplementedError
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

@@ -18,6 +18,8 @@ from actions.constants import (
 from actions.knowledge import Knowledge
 
 NLU_FALLBACK = "nlu_fallback"
+# Below this confidence the guess is not worth checking: ask the person to rephrase instead.
+MIN_GUESS_CONFIDENCE = 0.2
 OUT_OF_SCOPE = "out_of_scope"
 
 # What to call the questions that are not knowledge topics.
@@ -32,13 +34,18 @@ OTHER_TITLES = {
 
 
 def guessed_intent(parse_data: Dict[str, Any]) -> Optional[str]:
-    """Returns the intent to check with the person: the best guess that is not the fallback."""
-    intent = (parse_data.get("intent") or {}).get("name")
-    if intent == NLU_FALLBACK:
-        ranking = parse_data.get("intent_ranking") or []
-        names = [r.get("name") for r in ranking if r.get("name") != NLU_FALLBACK]
-        intent = names[0] if names else None
-    return str(intent) if intent else None
+    """Returns the intent to check with the person: the best guess that is not the fallback.
+
+    Returns None when there is no guess, or when it is too weak to be worth checking.
+    """
+    ranking = [r for r in parse_data.get("intent_ranking") or [] if r.get("name") != NLU_FALLBACK]
+    if not ranking:
+        intent = (parse_data.get("intent") or {}).get("name")
+        return str(intent) if intent and intent != NLU_FALLBACK else None
+    best = max(ranking, key=lambda r: float(r.get("confidence") or 0.0))
+    if float(best.get("confidence") or 0.0) < MIN_GUESS_CONFIDENCE:
+        return None
+    return str(best["name"])
 
 
 def title_for(intent: str, knowledge: Knowledge) -> Optional[str]:

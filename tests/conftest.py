@@ -1,0 +1,140 @@
+"""Shared fixtures: trackers for action tests, and the real servers for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+KNOWLEDGE = ROOT / "knowledge" / "lancashire.yml"
+SEEDS = ROOT.parent / "shared" / "seeds"
+START_TIMEOUT = 240.0
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """The assistant started with ``make run``: both servers, on spare ports."""
+
+    base_url: str
+    action_url: str
+    knowledge_file: Path
+    feedback_db: Path
+    tracker_db: Path
+    log: Path
+
+    def say(self, sender: str, message: str, timeout: float = 30) -> List[Dict[str, Any]]:
+        """Sends a message over the REST channel and returns the bot's messages."""
+        request = urllib.request.Request(
+            f"{self.base_url}/webhooks/rest/webhook",
+            data=json.dumps({"sender": sender, "message": message}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return list(json.load(response))
+
+    def texts(self, sender: str, message: str) -> str:
+        """The bot's reply to one message, all texts joined by newlines."""
+        return "\n".join(m.get("text") or "" for m in self.say(sender, message))
+
+
+def _wait_for(url: str, process: "subprocess.Popen[bytes]", log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"`make run` exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        if "The assistant is running" in log.read_text(errors="replace"):
+            return
+        time.sleep(1)
+    raise RuntimeError(f"`make run` did not answer at {url} in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """Starts the real servers with ``make run`` on spare ports, with their own databases and knowledge copy."""
+    work = tmp_path_factory.mktemp("live")
+    knowledge = work / "lancashire.yml"
+    shutil.copy(KNOWLEDGE, knowledge)
+    port, action_port = free_port(), free_port()
+    env = dict(os.environ)
+    env.update(
+        PORT=str(port),
+        ACTION_PORT=str(action_port),
+        TRACKER_DB_URL=f"sqlite:///{work / 'tracker.db'}",
+        FEEDBACK_DB=str(work / "feedback.db"),
+        KNOWLEDGE_FILE=str(knowledge),
+        WIDGET_SECRET="test-secret-" + "x" * 32,
+    )
+    log = work / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["make", "-s", "run"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = LiveServer(
+        base_url=f"http://127.0.0.1:{port}",
+        action_url=f"http://127.0.0.1:{action_port}",
+        knowledge_file=knowledge,
+        feedback_db=work / "feedback.db",
+        tracker_db=work / "tracker.db",
+        log=log,
+    )
+    try:
+        _wait_for(server.base_url, process, log, START_TIMEOUT)
+        yield server
+    finally:
+        _stop(process)
+
+
+def _stop(process: "subprocess.Popen[bytes]") -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def tracker_dict(
+    intent: str,
+    text: str = "",
+    slots: Optional[Dict[str, Any]] = None,
+    entities: Optional[List[Dict[str, Any]]] = None,
+    extra: Optional[Dict[str, Any]] = None,
+    ranking: Optional[List[Dict[str, Any]]] = None,
+) -> Dict[str, Any]:
+    """A tracker state as the action server receives it, for ``Tracker.from_dict``."""
+    latest: Dict[str, Any] = {
+        "intent": {"name": intent, "confidence": 0.99},
+        "entities": entities or [],
+        "text": text,
+        "intent_ranking": ranking or [{"name": intent, "confidence": 0.99}],
+    }
+    latest.update(extra or {})
+    return {
+        "sender_id": "test-user",
+        "slots": slots or {},
+        "latest_message": latest,
+        "events": [],
+        "paused": False,
+        "followup_action": None,
+        "active_loop": {},
+        "latest_action_name": "action_listen",
+    }

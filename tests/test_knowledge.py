@@ -1,0 +1,205 @@
+"""The knowledge file: every seed fact is in it, nothing is invented, and the loader fails clearly."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+import yaml
+
+from actions.knowledge import Knowledge, KnowledgeBase, KnowledgeError, load_knowledge, main
+from tests.conftest import KNOWLEDGE, SEEDS
+
+PLAN_SEED = SEEDS / "000_c11fb3b0160ba4c0.txt"
+TRUST_SEED = SEEDS / "003_14389ceaea0998db.txt"
+NATIONAL_NUMBERS = {"999", "0800 1111", "0808 800 5000", "116 123"}
+
+
+def squash(text: str) -> str:
+    """Folds white space and curly quotes so quotes can be compared with the seeds."""
+    return re.sub(r"\s+", " ", text.replace("\u2019", "'")).strip()
+
+
+@pytest.fixture(scope="module")
+def knowledge() -> Knowledge:
+    return load_knowledge(KNOWLEDGE)
+
+
+def all_text(knowledge: Knowledge) -> str:
+    return KNOWLEDGE.read_text(encoding="utf-8")
+
+
+def told_lines(knowledge: Knowledge) -> Iterator[str]:
+    """Every line the assistant can say from the knowledge file."""
+    yield from knowledge.answer_lines(knowledge.currency)
+    for topic in knowledge.topics.values():
+        yield from knowledge.answer_lines(topic)
+        if topic.paid_by:
+            yield from knowledge.answer_lines(topic.paid_by)
+    yield from knowledge.outcome_answer  # templates: {number} is a position in the list, not a fact
+    yield from knowledge.local_help.answer
+    yield knowledge.local_help.no_local_details
+    yield knowledge.local_help.no_place
+
+
+def seed_figures(text: str) -> List[str]:
+    """The numbers a seed states: 2,000 / £180,000 / 1,500,000 / 9 / 5 / 1 (not years or dates)."""
+    figures = re.findall(r"£?\d{1,3}(?:,\d{3})+|\b\d+\b", text)
+    ignored = {"2014", "17", "2018", "19", "2", "7", "18"}  # years, ages and the trailing date "2.7.18"
+    return [f for f in figures if f not in ignored]
+
+
+def test_the_project_knowledge_file_is_valid(knowledge: Knowledge) -> None:
+    assert len(knowledge.outcomes) == 5
+    assert {"plan", "outcomes", "trust", "boards", "funding", "coordinators"} <= set(knowledge.topics)
+
+
+def test_every_figure_in_the_seeds_is_in_the_knowledge_file(knowledge: Knowledge) -> None:
+    lines = "\n".join(told_lines(knowledge))
+    seeds = PLAN_SEED.read_text() + TRUST_SEED.read_text()
+    figures = set(seed_figures(seeds))
+    assert {"£180,000", "280,000", "£1,500,000", "50,000", "2,000", "9", "5", "1"} <= figures
+    missing = [f for f in figures if not re.search(rf"(?<![\d,]){re.escape(f)}(?![\d,])", lines)]
+    assert not missing, f"figures in the seeds that no answer gives: {missing}"
+
+
+def test_every_outcome_in_the_seed_is_in_the_knowledge_file(knowledge: Knowledge) -> None:
+    bullets = re.findall(r"•\s*(To [^\n]+)", PLAN_SEED.read_text())
+    assert len(bullets) == 5
+    assert [o.name for o in knowledge.outcomes] == [b.strip() for b in bullets]
+
+
+def test_every_source_quote_is_word_for_word_in_its_seed(knowledge: Knowledge) -> None:
+    seeds = {name: squash((SEEDS / page.seed).read_text()) for name, page in knowledge.sources.items()}
+    sources = [knowledge.currency.source, knowledge.outcome_source, knowledge.local_help.source]
+    for topic in knowledge.topics.values():
+        sources.append(topic.source)
+        if topic.paid_by:
+            sources.append(topic.paid_by.source)
+    for source in sources:
+        assert squash(source.quote) in seeds[source.page], f"not in {source.page}: {source.quote!r}"
+
+
+def test_no_answer_gives_a_number_the_seeds_do_not(knowledge: Knowledge) -> None:
+    seeds = squash(PLAN_SEED.read_text() + TRUST_SEED.read_text())
+    seed_numbers = set(re.findall(r"\d[\d,]*", seeds)) | {"2017"}  # "2014-17", written out in full
+    for line in told_lines(knowledge):
+        line = re.sub(r"(?m)^\d\. ", "", line)  # the numbered list of outcomes
+        for number in re.findall(r"\d[\d,]*\d|\d", line):
+            assert number in seed_numbers, f"{number} in {line!r} is not in the seeds"
+
+
+def test_no_phone_number_email_or_web_address_except_national_helplines(knowledge: Knowledge) -> None:
+    for line in told_lines(knowledge):
+        assert not re.search(r"\b0\d{3,4}\s?\d{3}\s?\d{3,4}\b|@|https?://|www\.", line), line
+    for helpline in knowledge.helplines:
+        assert helpline.national is True
+        assert helpline.number in NATIONAL_NUMBERS
+
+
+def test_the_review_notice_and_the_plan_years_are_told(knowledge: Knowledge) -> None:
+    currency = " ".join(knowledge.answer_lines(knowledge.currency))
+    assert "2014 to 2017" in currency and "under review" in currency and "autumn 2018" in currency
+    up_to_date = " ".join(knowledge.answer_lines(knowledge.topics["up_to_date"]))
+    assert "autumn 2018" in up_to_date and "under review" in up_to_date
+
+
+def write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "knowledge.yml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def project_data() -> dict:
+    return yaml.safe_load(KNOWLEDGE.read_text(encoding="utf-8"))
+
+
+def test_a_broken_field_names_the_file_the_entry_and_the_field(tmp_path: Path) -> None:
+    data = project_data()
+    del data["topics"]["funding"]["source"]["quote"]
+    path = write(tmp_path, data)
+    with pytest.raises(KnowledgeError) as error:
+        load_knowledge(path)
+    message = str(error.value)
+    assert str(path) in message and "topics → funding → source → quote" in message and "field required" in message
+
+
+def test_an_unknown_field_is_an_error(tmp_path: Path) -> None:
+    data = project_data()
+    data["topics"]["plan"]["answr"] = ["typo"]
+    with pytest.raises(KnowledgeError, match="topics → plan → answr"):
+        load_knowledge(write(tmp_path, data))
+
+
+def test_a_source_page_must_be_declared(tmp_path: Path) -> None:
+    data = project_data()
+    data["topics"]["video"]["source"]["page"] = "nowhere"
+    with pytest.raises(KnowledgeError, match="source page 'nowhere'"):
+        load_knowledge(write(tmp_path, data))
+
+
+def test_a_helpline_must_be_national_and_give_its_number(tmp_path: Path) -> None:
+    data = project_data()
+    data["helplines"][0]["national"] = False
+    with pytest.raises(KnowledgeError, match="national"):
+        load_knowledge(write(tmp_path, data))
+    data = project_data()
+    data["helplines"][1]["message"] = "Call Childline."
+    with pytest.raises(KnowledgeError, match="number"):
+        load_knowledge(write(tmp_path, data))
+
+
+def test_not_yaml_and_missing_file_fail_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("topics: [unclosed\n")
+    with pytest.raises(KnowledgeError, match="not valid YAML"):
+        load_knowledge(bad)
+    with pytest.raises(KnowledgeError, match="cannot read"):
+        load_knowledge(tmp_path / "missing.yml")
+
+
+def test_the_command_line_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(KNOWLEDGE)]) == 0
+    assert "OK" in capsys.readouterr().out
+    data = project_data()
+    data["outcomes"][0].pop("name")
+    assert main([str(write(tmp_path, data))]) == 1
+    assert "outcomes → 0 → name" in capsys.readouterr().err
+
+
+def test_per_area_contacts_can_be_added_without_code(tmp_path: Path) -> None:
+    data = project_data()
+    burnley = next(a for a in data["areas"] if a["district"] == "Burnley")
+    burnley["contacts"] = [
+        {"name": "Example hub", "phone": "01234 000000", "source": {"page": "trust_page", "quote": "x"}}
+    ]
+    knowledge = load_knowledge(write(tmp_path, data))
+    area, place = knowledge.find_area("help in padiham please")
+    assert area.district == "Burnley" and place == "Padiham"
+    assert area.contacts[0].phone == "01234 000000"
+    assert knowledge.source_of("area:Burnley").quote == "x"
+
+
+def test_live_reload_picks_up_an_edit_and_keeps_the_last_good_version(tmp_path: Path) -> None:
+    path = write(tmp_path, project_data())
+    base = KnowledgeBase(path, check_every=0)
+    assert "280,000" in base.get(now=0).topics["children_count"].answer[0]
+    data = project_data()
+    data["topics"]["children_count"]["answer"][0] = "EDITED about 280,000"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    os.utime(path, (1, 1))  # a different mtime even on a coarse clock
+    assert base.get(now=1).topics["children_count"].answer[0] == "EDITED about 280,000"
+    path.write_text("topics: [broken", encoding="utf-8")
+    assert base.get(now=2).topics["children_count"].answer[0] == "EDITED about 280,000"
+
+
+def test_find_outcome_and_area(knowledge: Knowledge) -> None:
+    assert knowledge.find_outcome("what about being healthy")[0] == 4
+    assert knowledge.find_outcome("to be listened to?")[1].id == "be_listened_to"
+    assert knowledge.find_outcome("what is the plan") is None
+    assert knowledge.find_area("help near skem")[0].district == "West Lancashire"
+    assert knowledge.find_area("early help in Ribble Valley")[0].district == "Ribble Valley"
+    assert knowledge.find_area("help in manchester") is None
