@@ -1,0 +1,96 @@
+"""End to end: the real servers, started with `make run` on spare ports, asked questions over REST."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+
+import pytest
+import yaml
+
+from tests.conftest import LiveServer
+
+# Natural questions that are not in the training data, and a fact each answer must give.
+QUESTIONS = [
+    ("wot years does the plan cover", "2014 to 2017"),
+    ("remind me wat the outcomes are", "To be listened to"),
+    ("how did the trust work out what to put in the plan", "Over 2,000 children and young people"),
+    ("r there lots of kids in lancashire", "about 280,000"),
+    ("how much cash do schools and the county council give", "£1,500,000"),
+    ("do the district councils give anything", "£180,000 a year, in kind"),
+    ("how many co-ordinators for early help r there", "9 Prevention and Early Help Co-ordinators"),
+    ("roughly how many staff work with kids across lancashire", "About 50,000 people"),
+    ("how is the trust set up", "5 Children's Partnership Boards"),
+    ("what do the CPBs actually do", "needs of each local community"),
+    ("what is the trust for", "main partnership"),
+    ("what does the trust believe in", "best interests of children"),
+    ("did young people help with the video", "starred in it"),
+    ("is there a newer version of the plan", "autumn 2018"),
+    ("any family support in Accrington?", "I don't have contact details for Accrington"),
+    ("r u a bot", "automated assistant"),
+]
+
+
+def sender() -> str:
+    return f"test-{uuid.uuid4().hex}"
+
+
+@pytest.mark.parametrize("question, fact", QUESTIONS)
+def test_natural_questions_reach_the_facts(live_server: LiveServer, question: str, fact: str) -> None:
+    reply = live_server.texts(sender(), question)
+    assert fact in reply, f"{question!r} -> {reply!r}"
+
+
+def test_follow_ups_use_what_was_said_before(live_server: LiveServer) -> None:
+    user = sender()
+    assert "1. To feel safe" in live_server.texts(user, "what are the outcomes")
+    assert '"To be happy" is outcome 3' in live_server.texts(user, "tell me more about the third one")
+    assert "Plan page" in live_server.texts(user, "where does that come from?")
+    live_server.texts(user, "how much money is there")
+    assert "comes from the district councils" in live_server.texts(user, "who pays for that?")
+
+
+def test_the_greeting_offers_topics_as_buttons(live_server: LiveServer) -> None:
+    messages = live_server.say(sender(), "hello")
+    buttons = [b["title"] for m in messages for b in m.get("buttons", [])]
+    assert {"The Plan", "The five outcomes", "The Trust", "Help for families"} <= set(buttons)
+
+
+def test_distress_gets_the_safety_reply_first(live_server: LiveServer) -> None:
+    reply = live_server.texts(sender(), "what are the outcomes? also i'm scared to go home")
+    assert "0800 1111" in reply and "999" in reply
+    assert "To feel safe" not in reply
+
+
+def test_out_of_scope_is_honest(live_server: LiveServer) -> None:
+    reply = live_server.texts(sender(), "can you do my maths homework")
+    assert "can't help with that" in reply
+
+
+def test_an_edit_to_the_knowledge_file_shows_within_seconds(live_server: LiveServer) -> None:
+    original = live_server.knowledge_file.read_text(encoding="utf-8")
+    data = yaml.safe_load(original)
+    data["topics"]["workforce"]["answer"][0] = "About 50,000 people work with children (edited just now)."
+    try:
+        live_server.knowledge_file.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        start = time.monotonic()
+        reply = ""
+        while time.monotonic() - start < 10:
+            reply = live_server.texts(sender(), "how many people work with children in lancashire")
+            if "edited just now" in reply:
+                break
+            time.sleep(0.2)
+        assert "edited just now" in reply
+        assert time.monotonic() - start < 5
+    finally:
+        live_server.knowledge_file.write_text(original, encoding="utf-8")
+
+
+def test_conversations_are_stored_in_the_sqlite_tracker_store(live_server: LiveServer) -> None:
+    user = sender()
+    live_server.texts(user, "what is the plan")
+    rows = sqlite3.connect(live_server.tracker_db).execute(
+        "SELECT type_name FROM events WHERE sender_id = ?", (user,)
+    ).fetchall()
+    assert ("user",) in rows and ("bot",) in rows
