@@ -29,7 +29,8 @@ help:
 	@echo "make train    retrain if the training data, domain or config changed"
 	@echo "make lint     ruff + mypy"
 	@echo "make validate-knowledge   check the knowledge file without starting anything"
-	@echo "make export-feedback      write every stored feedback view to CSV"
+	@echo "make export-feedback      write every stored feedback view to CSV (OUT=file.csv)"
+	@echo "make bench   speed, scale and memory against a stock Rasa bot (QUICK=1 for a short run)"
 
 # ---- environment -------------------------------------------------------------
 $(VENV)/.installed: constraints.txt requirements.txt requirements-dev.txt
@@ -47,7 +48,8 @@ $(SPACY_DIR)/.built: $(VENV)/.installed $(KNOWLEDGE) bot/nlp/spacy_pipeline.py a
 spacy: $(SPACY_DIR)/.built
 
 # ---- model --------------------------------------------------------------------
-$(MODEL): $(VENV)/.installed $(SPACY_DIR)/.built $(TRAINING_INPUTS) $(wildcard bot/nlp/*.py)
+# The spaCy pipeline is order-only: a knowledge edit rebuilds its entity ruler but needs no retraining.
+$(MODEL): $(VENV)/.installed $(TRAINING_INPUTS) $(wildcard bot/nlp/*.py) | $(SPACY_DIR)/.built
 	$(RASA) train --fixed-model-name assistant --out models
 	@touch $@
 
@@ -70,13 +72,19 @@ export-feedback: $(VENV)/.installed
 
 # ---- checks -----------------------------------------------------------------------
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check actions bot tests
-	$(VENV)/bin/mypy actions bot
+	$(VENV)/bin/ruff check actions bot scripts bench tests
+	$(VENV)/bin/mypy actions bot scripts bench
 
 validate-data: $(VENV)/.installed
 	$(PY) -m scripts.validate_data
+	$(PY) -m scripts.check_nlu_overlap data/nlu tests/nlu_test.yml
 
-pytest: $(MODEL)
+# axe-core, injected into the page by the browser tests (from the npm registry, pinned by package-lock.json).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+pytest: $(MODEL) node_modules/.installed
 	$(PY) -m pytest -q
 
 test-nlu: $(MODEL)
@@ -87,6 +95,10 @@ test-stories: $(MODEL)
 
 test: lint validate-knowledge validate-data pytest test-nlu test-stories
 	@echo "make test: all checks passed"
+
+# Speed, scale and memory against a stock `rasa init` bot (see bench/README.md). QUICK=1: under 3 minutes.
+bench: $(MODEL)
+	$(PY) -m bench.run $(if $(QUICK),--quick)
 
 clean:
 	rm -rf build models/*.tar.gz results var/*.db
