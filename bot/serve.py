@@ -185,6 +185,8 @@ def main(argv: List[str]) -> int:
         return 2
     env = settings(dict(os.environ))
     rasa = str(Path(sys.executable).parent / "rasa")
+    # The Rasa server runs with this project's measured fixes applied (bot/rasa_main.py).
+    rasa_fixed = [sys.executable, "-m", "bot.rasa_main"]
     actions = Child("actions", [rasa, "run", "actions", "--port", env["ACTION_PORT"], "--actions", "actions"], env)
     stopping = threading.Event()
 
@@ -201,14 +203,14 @@ def main(argv: List[str]) -> int:
             print(died.why_it_stopped(), file=sys.stderr)
             return 1
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        shell = Child("shell", [rasa, "shell", *common], env, interactive=True)
+        shell = Child("shell", [*rasa_fixed, "shell", *common], env, interactive=True)
         code = shell.process.wait()
         actions.stop()
         return code
 
     server = Child(
         "rasa",
-        [rasa, "run", *common, "--port", env["PORT"], "--credentials", "credentials.yml"],
+        [*rasa_fixed, "run", *common, "--port", env["PORT"], "--credentials", "credentials.yml"],
         env,
     )
     children = [actions, server]

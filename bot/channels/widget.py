@@ -1,0 +1,632 @@
+"""Embeddable web chat widget channel (``bot.channels.widget.WidgetInput``).
+
+Plain HTTP + JSON with no cookies and no server state apart from Rasa's tracker
+store, so it works behind any load balancer and against several Rasa replicas.
+
+Routes, under ``/webhooks/widget/``:
+
+- ``GET /``: health check.
+- ``GET /widget.js`` and ``GET /widget.css``: the widget; one ``<script>`` tag
+  embeds it.
+- ``GET /demo``: a demo host page with the embed snippet and a live widget.
+- ``GET /config``: title, greeting, exit URL and message limit for the widget.
+- ``POST /session``: a new conversation token ``id.signature``.
+- ``POST /message``: ``{"token", "text"}`` (or ``{"token", "payload"}`` for a
+  button) gives a JSON list of bot messages ``{"text", "buttons"}``.
+- ``GET /history?token=...`` (or ``POST /history`` with ``{"token"}``, which
+  the widget uses so the token stays out of URLs and access logs): the
+  conversation so far, rebuilt from the tracker store.
+
+CORS: only origins in ``allowed_origins`` are reflected, never ``*``. Request
+bodies are parsed as JSON whatever their ``Content-Type``; the widget sends
+``text/plain`` so that its cross-origin calls are CORS "simple requests" that
+need no preflight. Preflights from other clients are answered from the same
+allow-list by a request middleware placed before Rasa's app-wide Sanic-CORS,
+which would otherwise answer every ``OPTIONS`` request with Rasa's ``--cors``.
+"""
+
+import asyncio
+import base64
+import gzip
+import hashlib
+import hmac
+import html
+import json
+import logging
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+)
+from urllib.parse import urlsplit
+
+from rasa.core.channels.channel import (
+    CollectingOutputChannel,
+    InputChannel,
+    UserMessage,
+)
+from rasa.shared.core.events import BotUttered, Event, UserUttered
+from rasa.shared.exceptions import RasaException
+from sanic import Blueprint, Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+SECRET_ENV = "WIDGET_SECRET"
+MIN_SECRET_CHARS = 32
+DEFAULT_EXIT_URL = "https://www.bbc.co.uk/weather"
+DEFAULT_TITLE = "Chat with us"
+DEFAULT_GREETING = "Hi! Type your question below and I will try to help."
+DEFAULT_MAX_MESSAGE_CHARS = 500
+DEFAULT_RESPONSE_TIMEOUT = 60.0
+HISTORY_LIMIT = 200
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+_SESSION_ID_BYTES = 24  # secrets.token_urlsafe(24) is 32 characters, 192 bits
+_TOKEN_RE = re.compile(r"\A([A-Za-z0-9_-]{32})\.([A-Za-z0-9_-]{43})\Z")
+_SIGNING_CONTEXT = b"bot.channels.widget/session/v1:"
+_CONTROL_CHARS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_STYLE_RE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
+# Sanic-CORS skips a response whose request carries this marker
+# (sanic_cors.core.SANIC_CORS_EVALUATED), so Rasa's `--cors` option can never
+# add a second Access-Control-Allow-Origin (or `*`) to the widget's routes.
+_SANIC_CORS_EVALUATED = "_sanic_cors_e"
+_STATIC_TYPES = {
+    "widget.js": "application/javascript; charset=utf-8",
+    "widget.css": "text/css; charset=utf-8",
+}
+
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+JsonResult = Tuple[Any, int]
+
+
+class WidgetConfigError(RasaException):
+    """The widget channel's settings are missing or unsafe."""
+
+
+class WidgetRequestError(Exception):
+    """A request the widget API refuses, answered as a JSON error."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        """Creates the error.
+
+        Args:
+            status: HTTP status code (4xx or 5xx).
+            code: Short machine-readable error code.
+            message: Plain English explanation a user may read.
+        """
+        super().__init__(code)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class SessionSigner:
+    """Issues and checks conversation tokens ``id.signature``.
+
+    The id is random (``secrets.token_urlsafe``); the signature is an
+    HMAC-SHA256 of the id under the server secret, so any replica holding the
+    same secret can check a token without shared state.
+    """
+
+    def __init__(self, secret: str) -> None:
+        """Creates a signer.
+
+        Args:
+            secret: The server secret (at least ``MIN_SECRET_CHARS`` long).
+        """
+        self._key = secret.encode("utf-8")
+
+    def sign(self, session_id: str) -> str:
+        """Returns the URL-safe signature of a session id."""
+        digest = hmac.new(self._key, _SIGNING_CONTEXT + session_id.encode("ascii"), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+    def new_token(self) -> str:
+        """Returns a token for a new, unguessable conversation id."""
+        session_id = secrets.token_urlsafe(_SESSION_ID_BYTES)
+        return f"{session_id}.{self.sign(session_id)}"
+
+    def verify(self, token: object) -> Optional[str]:
+        """Returns the session id of a genuine token, else ``None``."""
+        if not isinstance(token, str) or len(token) > 100:
+            return None
+        match = _TOKEN_RE.match(token)
+        if not match:
+            return None
+        session_id, signature = match.groups()
+        if not hmac.compare_digest(self.sign(session_id).encode("ascii"), signature.encode("ascii")):
+            return None
+        return session_id
+
+
+@dataclass(frozen=True)
+class _Asset:
+    body: bytes
+    gzipped: bytes
+    etag: str
+
+
+def normalise_origin(origin: object) -> str:
+    """Returns ``scheme://host[:port]`` for an allow-list entry.
+
+    Args:
+        origin: One entry of ``allowed_origins``.
+
+    Raises:
+        WidgetConfigError: For ``*``, ``null`` or anything but an http(s) origin.
+    """
+    if not isinstance(origin, str) or origin.strip() in ("", "*", "null"):
+        raise WidgetConfigError(
+            f"Widget allowed_origins entry {origin!r} is not allowed: list each "
+            "site exactly, like https://www.example.org (never '*')."
+        )
+    parts = urlsplit(origin.strip())
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username
+        or parts.password
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or "*" in origin
+    ):
+        raise WidgetConfigError(
+            f"Widget allowed_origins entry {origin!r} must be an origin like "
+            "https://www.example.org (scheme and host, no path, no wildcard)."
+        )
+    default_port = 443 if parts.scheme == "https" else 80
+    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+
+
+def _as_list(value: Any) -> List[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [item for item in re.split(r"[\s,]+", value) if item]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise WidgetConfigError("Widget allowed_origins must be a list of origins.")
+
+
+def _clean_buttons(buttons: Any) -> List[Dict[str, str]]:
+    """Keeps only the title and payload of well-formed buttons."""
+    cleaned: List[Dict[str, str]] = []
+    for button in buttons if isinstance(buttons, list) else []:
+        if not isinstance(button, Mapping):
+            continue
+        title, payload = button.get("title"), button.get("payload")
+        if title is None or payload is None:
+            continue
+        cleaned.append({"title": str(title), "payload": str(payload)})
+    return cleaned
+
+
+def public_message(message: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """Returns the widget's view of a collected bot message, or ``None``.
+
+    Args:
+        message: A message from ``CollectingOutputChannel.messages``.
+    """
+    result: Dict[str, Any] = {}
+    text = message.get("text")
+    if isinstance(text, str) and text:
+        result["text"] = text
+    buttons = _clean_buttons(message.get("buttons"))
+    if buttons:
+        result["buttons"] = buttons
+    return result or None
+
+
+def history_turns(events: Iterable[Event]) -> List[Dict[str, Any]]:
+    """Rebuilds the visible conversation (user and bot turns only).
+
+    Bot texts without buttons are split on blank lines, as Rasa's collecting
+    output channel does for live answers. A user turn that repeats the payload
+    of a button the bot just offered shows that button's title instead.
+
+    Args:
+        events: The tracker's events.
+
+    Returns:
+        At most ``HISTORY_LIMIT`` turns ``{"sender", "text", "buttons"?}``.
+    """
+    turns: List[Dict[str, Any]] = []
+    offered: Dict[str, str] = {}
+    for event in events:
+        if isinstance(event, UserUttered):
+            if isinstance(event.text, str) and event.text:
+                text = offered.get(event.text, event.text)
+                turns.append({"sender": "user", "text": text})
+            offered = {}
+        elif isinstance(event, BotUttered):
+            data = event.data or {}
+            buttons = _clean_buttons(data.get("buttons") or data.get("quick_replies"))
+            text = event.text if isinstance(event.text, str) else ""
+            if buttons:
+                turns.append({"sender": "bot", "text": text, "buttons": buttons})
+                offered.update({b["payload"]: b["title"] for b in buttons})
+            else:
+                for part in text.strip().split("\n\n"):
+                    if part:
+                        turns.append({"sender": "bot", "text": part})
+    return turns[-HISTORY_LIMIT:]
+
+
+def _consume_outcome(task: "asyncio.Future[Any]") -> None:
+    """Retrieves a finished task's exception so none goes unreported."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning(
+            "A widget message failed after its request ended (%s).",
+            type(task.exception()).__name__,
+        )
+
+
+class WidgetInput(InputChannel):
+    """Rasa input channel for the embeddable web chat widget."""
+
+    @classmethod
+    def name(cls) -> str:
+        """Name of the channel (also its URL prefix under /webhooks/)."""
+        return "widget"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "WidgetInput":
+        """Creates the channel from its credentials.yml section.
+
+        Args:
+            credentials: Options ``secret`` (else env ``WIDGET_SECRET``),
+                ``allowed_origins``, ``max_message_chars``, ``exit_url``,
+                ``title``, ``greeting`` and ``response_timeout`` (seconds).
+
+        Raises:
+            WidgetConfigError: If the secret is missing or an option is unsafe.
+        """
+        credentials = credentials or {}
+        return cls(
+            secret=credentials.get("secret") or os.environ.get(SECRET_ENV, ""),
+            allowed_origins=_as_list(credentials.get("allowed_origins")),
+            max_message_chars=credentials.get("max_message_chars", DEFAULT_MAX_MESSAGE_CHARS),
+            exit_url=credentials.get("exit_url") or DEFAULT_EXIT_URL,
+            title=credentials.get("title") or DEFAULT_TITLE,
+            greeting=credentials.get("greeting") or DEFAULT_GREETING,
+            response_timeout=credentials.get("response_timeout", DEFAULT_RESPONSE_TIMEOUT),
+        )
+
+    def __init__(
+        self,
+        secret: str,
+        allowed_origins: Sequence[str] = (),
+        max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
+        exit_url: str = DEFAULT_EXIT_URL,
+        title: str = DEFAULT_TITLE,
+        greeting: str = DEFAULT_GREETING,
+        response_timeout: float = DEFAULT_RESPONSE_TIMEOUT,
+    ) -> None:
+        """Creates the channel, checking every option.
+
+        Raises:
+            WidgetConfigError: If the secret is missing or an option is unsafe.
+        """
+        if not isinstance(secret, str) or len(secret) < MIN_SECRET_CHARS:
+            raise WidgetConfigError(
+                "The widget channel needs a secret of at least "
+                f"{MIN_SECRET_CHARS} characters to sign conversation tokens. Set "
+                f"the {SECRET_ENV} environment variable (bot/serve.py does this "
+                "for local runs) or `secret:` under bot.channels.widget.WidgetInput "
+                'in credentials.yml. Make one with: python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))"'
+            )
+        if (
+            isinstance(max_message_chars, bool)
+            or not isinstance(max_message_chars, int)
+            or not 1 <= max_message_chars <= 5000
+        ):
+            raise WidgetConfigError("Widget max_message_chars must be a whole number from 1 to 5000.")
+        exit_parts = urlsplit(exit_url) if isinstance(exit_url, str) else None
+        if exit_parts is None or exit_parts.scheme != "https" or not exit_parts.netloc:
+            raise WidgetConfigError("Widget exit_url must be an https:// address of a neutral site.")
+        for option, value, limit in (("title", title, 80), ("greeting", greeting, 500)):
+            if not isinstance(value, str) or not value.strip() or len(value) > limit:
+                raise WidgetConfigError(f"Widget {option} must be text of 1 to {limit} characters.")
+        if (
+            isinstance(response_timeout, bool)
+            or not isinstance(response_timeout, (int, float))
+            or response_timeout <= 0
+        ):
+            raise WidgetConfigError("Widget response_timeout must be a positive number.")
+        self.allowed_origins = frozenset(normalise_origin(o) for o in allowed_origins)
+        self.max_message_chars = max_message_chars
+        self.exit_url = exit_url
+        self.title = title.strip()
+        self.greeting = greeting.strip()
+        self.response_timeout = float(response_timeout)
+        self.signer = SessionSigner(secret)
+        # JSON may escape one character as up to 12 bytes ("\ud83d\ude00").
+        self.max_body_bytes = 1024 + 12 * max_message_chars
+        self._assets: Dict[str, _Asset] = {}
+
+    # ---- routes ----------------------------------------------------------------
+
+    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        """Groups the widget's endpoints.
+
+        Args:
+            on_new_message: Rasa's handler for a new user message.
+
+        Raises:
+            WidgetConfigError: If a static file of the widget is missing.
+        """
+        for filename in (*_STATIC_TYPES, "demo.html"):
+            if not (STATIC_DIR / filename).is_file():
+                raise WidgetConfigError(f"Widget file missing: {STATIC_DIR / filename}")
+        widget = Blueprint(f"widget_webhook_{type(self).__name__}")
+
+        @widget.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @widget.route("/widget.js", methods=["GET"])
+        async def widget_js(request: Request) -> HTTPResponse:
+            return self._static_response(request, "widget.js")
+
+        @widget.route("/widget.css", methods=["GET"])
+        async def widget_css(request: Request) -> HTTPResponse:
+            return self._static_response(request, "widget.css")
+
+        @widget.route("/demo", methods=["GET"])
+        async def demo(request: Request) -> HTTPResponse:
+            return self._demo_response(request)
+
+        @widget.route("/config", methods=["GET", "OPTIONS"])
+        async def config(request: Request) -> HTTPResponse:
+            return await self._api(request, self._handle_config)
+
+        @widget.route("/session", methods=["POST", "OPTIONS"])
+        async def session(request: Request) -> HTTPResponse:
+            return await self._api(request, self._handle_session)
+
+        async def handle_message(request: Request) -> JsonResult:
+            return await self._handle_message(request, on_new_message)
+
+        @widget.route("/message", methods=["POST", "OPTIONS"])
+        async def message(request: Request) -> HTTPResponse:
+            return await self._api(request, handle_message)
+
+        @widget.route("/history", methods=["GET", "POST", "OPTIONS"])
+        async def history(request: Request) -> HTTPResponse:
+            return await self._api(request, self._handle_history)
+
+        @widget.listener("before_server_start")
+        async def answer_preflight_first(app: Sanic, _: Any) -> None:
+            # In a Rasa server, the app-wide Sanic-CORS request middleware answers
+            # every OPTIONS request itself (with Rasa's --cors origins). Answer the
+            # widget's preflights before it, from the widget's own allow-list.
+            routes = f"{app.name}.{widget.name}."
+
+            async def widget_preflight(request: Request) -> Optional[HTTPResponse]:
+                if request.method == "OPTIONS" and (request.name or "").startswith(routes):
+                    return self._preflight(request, self._cors_headers(request))
+                return None
+
+            app.request_middleware.appendleft(widget_preflight)
+
+        return widget
+
+    # ---- API handlers ------------------------------------------------------------
+
+    async def _handle_config(self, request: Request) -> JsonResult:
+        return {
+            "title": self.title,
+            "greeting": self.greeting,
+            "exit_url": self.exit_url,
+            "max_message_chars": self.max_message_chars,
+        }, 200
+
+    async def _handle_session(self, request: Request) -> JsonResult:
+        if len(request.body or b"") > self.max_body_bytes:
+            raise WidgetRequestError(413, "body_too_large", "The request is too big.")
+        return {"token": self.signer.new_token()}, 201
+
+    async def _handle_message(self, request: Request, on_new_message: OnNewMessage) -> JsonResult:
+        data = self._read_json(request)
+        session_id = self._session_id(data.get("token"))
+        text = self._user_text(data)
+        agent = getattr(request.app.ctx, "agent", None)
+        if agent is not None and not agent.is_ready():
+            raise WidgetRequestError(503, "not_ready", "The assistant is starting. Try again in a minute.")
+        collector = CollectingOutputChannel()
+        logger.debug("Widget message received (%d characters).", len(text))
+        task = asyncio.ensure_future(
+            on_new_message(UserMessage(text, collector, session_id, input_channel=self.name()))
+        )
+        try:
+            # shield: a timeout or a closed connection must not cancel Rasa
+            # half-way through a turn; the turn finishes and is kept in history.
+            await asyncio.wait_for(asyncio.shield(task), self.response_timeout)
+        except asyncio.CancelledError:
+            task.add_done_callback(_consume_outcome)
+            raise
+        except asyncio.TimeoutError:
+            task.add_done_callback(_consume_outcome)
+            logger.error("The assistant took too long to answer a widget message.")
+            raise WidgetRequestError(504, "timeout", "The assistant is taking too long. Please try again.")
+        except Exception as exc:
+            logger.error("The assistant failed on a widget message (%s).", type(exc).__name__)
+            logger.debug("Widget message failure details.", exc_info=True)
+            raise WidgetRequestError(502, "bot_error", "Sorry, something went wrong. Please try again.")
+        messages = [public_message(m) for m in collector.messages]
+        return [m for m in messages if m is not None], 200
+
+    async def _handle_history(self, request: Request) -> JsonResult:
+        if request.method == "GET":
+            token: object = request.args.get("token")
+        else:
+            token = self._read_json(request).get("token")
+        session_id = self._session_id(token)
+        tracker_store = getattr(getattr(request.app.ctx, "agent", None), "tracker_store", None)
+        if tracker_store is None:
+            raise WidgetRequestError(503, "not_ready", "The assistant is starting. Try again in a minute.")
+        try:
+            tracker = await tracker_store.retrieve(session_id)
+        except Exception as exc:
+            logger.error("Could not read a widget conversation (%s).", type(exc).__name__)
+            logger.debug("Widget history failure details.", exc_info=True)
+            raise WidgetRequestError(503, "history_unavailable", "We could not load your chat. Try again.")
+        return history_turns(tracker.events if tracker is not None else []), 200
+
+    # ---- request checks ------------------------------------------------------------
+
+    def _read_json(self, request: Request) -> Dict[str, Any]:
+        body = request.body or b""
+        if len(body) > self.max_body_bytes:
+            raise WidgetRequestError(413, "body_too_large", "The request is too big.")
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            data = None
+        if not isinstance(data, dict):
+            raise WidgetRequestError(400, "invalid_json", "The request must be a JSON object.")
+        return data
+
+    def _session_id(self, token: object) -> str:
+        if not isinstance(token, str) or not token:
+            raise WidgetRequestError(400, "invalid_field", "The token must be a non-empty string.")
+        session_id = self.signer.verify(token)
+        if session_id is None:
+            raise WidgetRequestError(401, "invalid_token", "This chat has ended. Please start a new one.")
+        return session_id
+
+    def _user_text(self, data: Mapping[str, Any]) -> str:
+        text, payload = data.get("text"), data.get("payload")
+        if text is not None and payload is not None:
+            raise WidgetRequestError(400, "invalid_field", "Send either text or payload, not both.")
+        value = text if text is not None else payload
+        if not isinstance(value, str):
+            raise WidgetRequestError(400, "invalid_field", "The message text must be a string.")
+        value = _CONTROL_CHARS_RE.sub("", value).strip()
+        if not value:
+            raise WidgetRequestError(400, "empty_text", "Please type a message first.")
+        if len(value) > self.max_message_chars:
+            raise WidgetRequestError(
+                413,
+                "text_too_long",
+                f"Your message is too long. Please use {self.max_message_chars} characters or fewer.",
+            )
+        return value
+
+    # ---- responses -------------------------------------------------------------------
+
+    def _origin_allowed(self, origin: Optional[str]) -> bool:
+        if not origin:
+            return False
+        try:
+            return normalise_origin(origin) in self.allowed_origins
+        except WidgetConfigError:
+            return False
+
+    def _cors_headers(self, request: Request) -> Dict[str, str]:
+        setattr(request.ctx, _SANIC_CORS_EVALUATED, "1")
+        headers = {"Vary": "Origin", "X-Content-Type-Options": "nosniff"}
+        origin = request.headers.get("origin")
+        if self._origin_allowed(origin):
+            headers["Access-Control-Allow-Origin"] = str(origin)
+        return headers
+
+    async def _api(self, request: Request, handler: Callable[[Request], Awaitable[JsonResult]]) -> HTTPResponse:
+        headers = self._cors_headers(request)
+        if request.method == "OPTIONS":
+            return self._preflight(request, headers)
+        try:
+            body, status = await handler(request)
+        except WidgetRequestError as error:
+            body, status = {"error": error.code, "message": error.message}, error.status
+        headers["Cache-Control"] = "no-store"
+        return response.json(body, status=status, headers=headers)
+
+    def _preflight(self, request: Request, headers: Dict[str, str]) -> HTTPResponse:
+        if "Access-Control-Allow-Origin" not in headers:
+            return response.json(
+                {"error": "origin_not_allowed", "message": "This site may not use the chat."},
+                status=403,
+                headers=headers,
+            )
+        headers.update(
+            {
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type",
+                "Access-Control-Max-Age": "600",
+            }
+        )
+        return response.empty(status=204, headers=headers)
+
+    def _asset(self, filename: str) -> _Asset:
+        asset = self._assets.get(filename)
+        if asset is None:
+            body = (STATIC_DIR / filename).read_bytes()
+            etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            asset = _Asset(body, gzip.compress(body, 9, mtime=0), etag)
+            self._assets[filename] = asset
+        return asset
+
+    def _static_response(self, request: Request, filename: str) -> HTTPResponse:
+        asset = self._asset(filename)
+        headers = self._cors_headers(request)
+        headers.update(
+            {
+                "Cache-Control": "public, max-age=300",
+                "ETag": asset.etag,
+                "Vary": "Origin, Accept-Encoding",
+                "Cross-Origin-Resource-Policy": "cross-origin",
+            }
+        )
+        if request.headers.get("if-none-match") == asset.etag:
+            return response.empty(status=304, headers=headers)
+        body = asset.body
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            body = asset.gzipped
+            headers["Content-Encoding"] = "gzip"
+        return response.raw(body, headers=headers, content_type=_STATIC_TYPES[filename])
+
+    def _demo_response(self, request: Request) -> HTTPResponse:
+        template = self._asset("demo.html").body.decode("utf-8")
+        base = f"{request.scheme}://{request.host}{request.path.rsplit('/demo', 1)[0]}/"
+        snippet = (
+            f'<script src="{html.escape(base)}widget.js" '
+            f'data-title="{html.escape(self.title)}" data-primary-color="#1d70b8" '
+            'data-position="right" defer></script>'
+        )
+        page = template.replace("{{EMBED_SNIPPET}}", html.escape(snippet))
+        style_hashes = " ".join(
+            "'sha256-" + base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode() + "'"
+            for css in _STYLE_RE.findall(page)
+        )
+        csp = (
+            "default-src 'none'; script-src 'self'; connect-src 'self'; "
+            f"style-src 'self' {style_hashes}; img-src 'self' data:; "
+            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        )
+        headers = self._cors_headers(request)
+        headers.update(
+            {
+                "Content-Security-Policy": csp,
+                "Cache-Control": "no-store",
+                "Referrer-Policy": "no-referrer",
+            }
+        )
+        return response.html(page, headers=headers)
