@@ -30,7 +30,9 @@ def knowledge_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-async def run(action: Any, intent: str, text: str = "", **kwargs: Any) -> tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+async def run(
+    action: Any, intent: str, text: str = "", **kwargs: Any
+) -> tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
     dispatcher = CollectingDispatcher()
     tracker = Tracker.from_dict(tracker_dict(intent, text, **kwargs))
     events = await action.run(dispatcher, tracker, {})
@@ -82,7 +84,9 @@ async def test_a_corrupted_knowledge_file_never_breaks_the_conversation(knowledg
     assert responses(messages) == ["utter_not_known", "utter_capabilities"]
 
 
-async def test_an_edit_to_the_knowledge_file_shows_in_the_next_answer(knowledge_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_edit_to_the_knowledge_file_shows_in_the_next_answer(
+    knowledge_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     messages, _ = await run(ActionAnswerTopic(), "ask_coordinators")
     assert "9 Prevention and Early Help Co-ordinators" in texts(messages)
     data = yaml.safe_load(knowledge_copy.read_text(encoding="utf-8"))
@@ -148,7 +152,9 @@ def test_ordinals() -> None:
 
 async def test_local_help_without_local_entries_says_so_and_invents_nothing() -> None:
     messages, events = await run(
-        ActionLocalHelp(), "ask_local_help", "is there help for my family in Burnley",
+        ActionLocalHelp(),
+        "ask_local_help",
+        "is there help for my family in Burnley",
         entities=[{"entity": "location", "value": "burnley"}],
     )
     reply = texts(messages)
@@ -176,7 +182,11 @@ async def test_local_help_gives_the_local_answer_once_the_area_has_entries(knowl
         {
             "name": "Test Family Hub",
             "description": "Help for families.",
-            "contact": {"name": "Test Family Hub", "phone": "01234 567890", "source": {"page": "trust_page", "quote": "q"}},
+            "contact": {
+                "name": "Test Family Hub",
+                "phone": "01234 567890",
+                "source": {"page": "trust_page", "quote": "q"},
+            },
             "source": {"page": "trust_page", "quote": "q"},
         }
     ]
@@ -189,14 +199,16 @@ async def test_local_help_gives_the_local_answer_once_the_area_has_entries(knowl
 
 
 @pytest.mark.parametrize(
-    "category, expected, absent",
+    "category, expected",
     [
-        (None, ["999", "0800 1111", "0808 800 5000"], []),
-        ("self_harm_or_suicide", ["999", "0800 1111", "116 123"], []),
-        ("adult_worried_about_child", ["0808 800 5000", "999"], []),
+        (None, ["999", "0800 1111", "0808 800 5000"]),
+        ("self_harm_or_suicide", ["999", "0800 1111", "116 123"]),
+        ("adult_worried_about_child", ["0808 800 5000", "999"]),
     ],
 )
-async def test_the_safety_reply_gives_the_right_helplines(category: Optional[str], expected: List[str], absent: List[str]) -> None:
+async def test_the_safety_reply_gives_the_right_helplines(
+    category: Optional[str], expected: List[str], absent: List[str]
+) -> None:
     extra = {"safety_net": {"category": category, "source": "pattern"}} if category else None
     messages, _ = await run(ActionSafeguarding(), "safeguarding", "…", extra=extra)
     reply = texts(messages)

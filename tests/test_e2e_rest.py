@@ -90,7 +90,9 @@ def test_an_edit_to_the_knowledge_file_shows_within_seconds(live_server: LiveSer
 def test_conversations_are_stored_in_the_sqlite_tracker_store(live_server: LiveServer) -> None:
     user = sender()
     live_server.texts(user, "what is the plan")
-    rows = sqlite3.connect(live_server.tracker_db).execute(
-        "SELECT type_name FROM events WHERE sender_id = ?", (user,)
-    ).fetchall()
+    rows = (
+        sqlite3.connect(live_server.tracker_db)
+        .execute("SELECT type_name FROM events WHERE sender_id = ?", (user,))
+        .fetchall()
+    )
     assert ("user",) in rows and ("bot",) in rows

@@ -53,7 +53,7 @@ def test_an_empty_view_is_refused() -> None:
 
 def test_export_to_csv(tmp_path: Path) -> None:
     feedback_store.save_view("video", "Loved it, well done")
-    feedback_store.save_view("plan", "=HYPERLINK(\"http://x\")")
+    feedback_store.save_view("plan", '=HYPERLINK("http://x")')
     out = tmp_path / "views.csv"
     assert feedback_store.main(["export", str(out)]) == 0
     rows = list(csv.reader(out.open(encoding="utf-8")))
