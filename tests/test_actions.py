@@ -206,9 +206,7 @@ async def test_local_help_gives_the_local_answer_once_the_area_has_entries(knowl
         ("adult_worried_about_child", ["0808 800 5000", "999"]),
     ],
 )
-async def test_the_safety_reply_gives_the_right_helplines(
-    category: Optional[str], expected: List[str], absent: List[str]
-) -> None:
+async def test_the_safety_reply_gives_the_right_helplines(category: Optional[str], expected: List[str]) -> None:
     extra = {"safety_net": {"category": category, "source": "pattern"}} if category else None
     messages, _ = await run(ActionSafeguarding(), "safeguarding", "…", extra=extra)
     reply = texts(messages)
