@@ -28,14 +28,14 @@ def main(train_dir: str, test_file: str) -> int:
         if len(intents) > 1:
             print(f"TRAIN CONFLICT {key!r}: {sorted(intents)}")
             problems += 1
-    counts = defaultdict(int)
+    counts: "defaultdict[str, int]" = defaultdict(int)
     for ex in train.intent_examples:
         counts[norm(ex.get("text"))] += 1
     for key, n in counts.items():
         if n > 1:
             print(f"TRAIN DUPLICATE {key!r} x{n}")
             problems += 1
-    test_seen = defaultdict(int)
+    test_seen: "defaultdict[str, int]" = defaultdict(int)
     for ex in test.intent_examples:
         key = norm(ex.get("text"))
         test_seen[key] += 1
@@ -51,7 +51,7 @@ def main(train_dir: str, test_file: str) -> int:
     if missing:
         print(f"INTENTS NOT IN BOTH: {sorted(missing)}")
         problems += 1
-    per = defaultdict(int)
+    per: "defaultdict[str, int]" = defaultdict(int)
     for ex in test.intent_examples:
         per[ex.get("intent")] += 1
     print(f"train={len(train.intent_examples)} test={len(test.intent_examples)} problems={problems}")

@@ -9,7 +9,7 @@ import uuid
 import pytest
 import yaml
 
-from tests.conftest import LiveServer
+from tests.conftest import ROOT, LiveServer
 
 # Natural questions that are not in the training data, and a fact each answer must give.
 QUESTIONS = [
@@ -96,3 +96,46 @@ def test_conversations_are_stored_in_the_sqlite_tracker_store(live_server: LiveS
         .fetchall()
     )
     assert ("user",) in rows and ("bot",) in rows
+
+
+def _safety_sets() -> tuple[list, list]:
+    root = ROOT
+    distress = yaml.safe_load((root / "tests" / "safety" / "distress.yml").read_text(encoding="utf-8"))["messages"]
+    ordinary = yaml.safe_load((root / "tests" / "safety" / "ordinary.yml").read_text(encoding="utf-8"))["messages"]
+    return [m["text"] for m in distress], list(ordinary)
+
+
+HELPLINES = ("0800 1111", "0808 800 5000")
+
+
+def test_every_distress_message_is_signposted_by_the_running_assistant(live_server: LiveServer) -> None:
+    distress, _ = _safety_sets()
+    missed = [text for text in distress if not any(n in live_server.texts(sender(), text) for n in HELPLINES)]
+    assert not missed, f"{len(missed)} of {len(distress)} distress messages got no helplines: {missed}"
+
+
+def test_no_ordinary_question_gets_the_safety_reply(live_server: LiveServer) -> None:
+    _, ordinary = _safety_sets()
+    flagged = [text for text in ordinary if any(n in live_server.texts(sender(), text) for n in HELPLINES)]
+    assert not flagged, f"ordinary messages that got the safety reply: {flagged}"
+
+
+def _joined(messages: list) -> str:
+    return " ".join(m.get("text") or "" for m in messages)
+
+
+def test_the_fallback_checks_the_guess_then_asks_to_rephrase(live_server: LiveServer) -> None:
+    user = sender()
+    first = live_server.say(user, "munny 4 skools??")
+    assert "Did you want to know about" in _joined(first)
+    assert [b["title"] for m in first for b in m.get("buttons", [])] == ["Yes", "No"]
+    assert "say it another way" in live_server.texts(user, "/out_of_scope")  # the "No" button
+
+
+def test_the_fallback_offers_the_topics_when_it_still_does_not_understand(live_server: LiveServer) -> None:
+    user = sender()
+    first = _joined(live_server.say(user, "qwrt zxcvb plmk"))
+    assert "Did you want to know about" in first or "say it another way" in first
+    last = live_server.say(user, "vbnm hjkl trew")
+    assert "still don't understand" in _joined(last)
+    assert "The Plan" in [b["title"] for m in last for b in m.get("buttons", [])]
