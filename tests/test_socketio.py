@@ -7,12 +7,8 @@ app with a fake bot (no model needed), then to the real assistant
 """
 
 import asyncio
-import importlib.util
 import json
-import sys
 import uuid
-from pathlib import Path
-from types import ModuleType
 from typing import Any, Dict, List, Optional, Tuple, Type
 
 import pytest
@@ -27,17 +23,7 @@ from bot.channels.socketio import SocketIOInput
 BOT_TIMEOUT = 60.0
 
 
-def _load_harness() -> ModuleType:
-    path = Path(__file__).parent / "browser" / "harness.py"
-    spec = importlib.util.spec_from_file_location("widget_harness", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("widget_harness", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
+from tests.browser import harness  # noqa: E402
 
 
 class AwaitRecorder:

@@ -8,13 +8,9 @@ middleware exactly as Rasa runs them.
 """
 
 import gzip
-import importlib.util
 import json
 import re
 import secrets
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
@@ -39,17 +35,7 @@ MAX_CHARS = 50
 XSS = '<img src=x onerror="window.__xss=1">'
 
 
-def _load_harness() -> ModuleType:
-    path = Path(__file__).parent / "browser" / "harness.py"
-    spec = importlib.util.spec_from_file_location("widget_harness", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("widget_harness", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
+from tests.browser import harness  # noqa: E402
 
 
 def serve(app: Sanic) -> Iterator[str]:

@@ -12,13 +12,10 @@ Needs ``apt-get install -y chromium`` and ``npm ci`` (axe-core). Never run
 ``playwright install``: it downloads a browser, which fails here.
 """
 
-import importlib.util
 import os
 import re
-import sys
 from urllib.parse import urlencode
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Dict, Iterator, List
 
 import pytest
@@ -41,16 +38,7 @@ LIVE_TIMEOUT = 60_000
 NEUTRAL_PAGE = "<!DOCTYPE html><html lang='en'><title>Neutral site</title><h1>Weather</h1></html>"
 
 
-def _load_harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("widget_harness", Path(__file__).with_name("harness.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("widget_harness", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
+from tests.browser import harness  # noqa: E402
 
 
 def _require(path: Path, how: str) -> None:
