@@ -1,0 +1,428 @@
+"""A SQL tracker store that gives Rasa only the recent part of a long conversation.
+
+Rasa's ``SQLTrackerStore`` loads every event of the current session on every message, and the
+policies then work through all of them, so a reply at turn 300 takes about ten times as long as
+at turn 1 (``make bench``). Our dialogue is rule-based: a reply depends on the latest turns, the
+slots and the active loop, never on turn 12 as such. ``BoundedSQLTrackerStore``:
+
+- **stores every event**, exactly as ``SQLTrackerStore`` does, in the same ``events`` table:
+  ``retrieve_full_tracker`` and anyone reading the table still get the whole conversation;
+- **retrieves a window**: at most ``max_events`` of the latest events of the session, starting at
+  an ``action_listen`` that begins a user turn, so rules see whole turns. In front of the window
+  it puts one ``SlotSet`` per slot that had been set, with its value at that point (and
+  ``ConversationPaused`` if the conversation was paused), so the tracker has the same slots and
+  active loop as the full one;
+- **saves exactly the new events** of a tracker, however it was loaded (see ``save``).
+
+Where the slot values in front of the window come from: a *checkpoint*. When ``save`` stores a
+turn that ends on ``action_listen`` with no loop active, it also writes the tracker's slot values
+into the table ``tracker_checkpoints``, keyed by the id of that ``action_listen`` row, in the same
+transaction. A window may only start at an ``action_listen`` that has a checkpoint. Reading "the
+latest ``SlotSet`` of each slot" back from the events would be wrong here: Rasa's two-stage
+fallback ends with ``UserUtteranceReverted``, which undoes the ``SlotSet`` events of the turns it
+reverts, and only a full replay can tell which ones those were. The checkpoint is the state that
+replay gave when the turn was saved.
+
+A window only starts where starting there gives the same history as the full tracker:
+
+- no loop is active there (a form's later steps, its happy-path bookkeeping in Rasa's
+  ``applied_events`` and its validate/rejected flags all look back to its earlier steps), so the
+  active loop always comes from the window's own ``ActiveLoop`` events;
+- no revert in the window (``UserUtteranceReverted``, ``ActionReverted``, a loop undoing its own
+  turns) reaches back past its start;
+- it holds at least ``min_turns`` user messages that its own reverts leave standing, so that
+  rules, the memoization policy and the two-stage fallback (which looks at the last three user
+  messages) see what they would see in the full tracker.
+
+If no start within ``max_events`` qualifies (say, a form that has been running for many turns),
+the window grows back to the nearest one that does, or to the whole session, as Rasa does. A
+session that has no more than ``max_events`` events is loaded whole. Sessions behave as in Rasa:
+a window never crosses the latest ``session_started`` event.
+
+Differences from ``SQLTrackerStore`` that show:
+
+- the session starts at the latest ``session_started`` row by id (Rasa: by timestamp; the same
+  rows unless timestamps go backwards);
+- with ``carry_over_slots_to_new_session: true``, a new session carries one ``SlotSet`` per slot
+  instead of every ``SlotSet`` of the old session: the values are the same;
+- HTTP API answers that return the tracker of the current session (``POST .../tracker/events``,
+  ``.../story`` of the latest session) show the window; ``GET .../tracker`` shows everything;
+- ``tracker_checkpoints`` holds copies of slot values: deleting a conversation means deleting its
+  rows there too (``sender_id``).
+
+Configured in ``endpoints.yml``::
+
+    tracker_store:
+      type: bot.tracker_store.BoundedSQLTrackerStore
+      url: ${TRACKER_DB_URL}
+      max_events: 60
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Text, Tuple, Type
+
+import sqlalchemy as sa
+import sqlalchemy.exc
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ConversationPaused,
+    Event,
+    Restarted,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
+from rasa.shared.utils.common import all_subclasses
+from sqlalchemy.orm import Session
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_EVENTS = 60
+DEFAULT_MIN_TURNS = 3
+
+# How many of a tracker's events are already in the database. Kept on the tracker object itself,
+# so that it is right for every conversation a process handles at once, and for every replica.
+STORED_EVENTS_ATTRIBUTE = "_bounded_sql_stored_events"
+
+CHECKPOINT_TABLE = "tracker_checkpoints"
+_METADATA = sa.MetaData()
+CHECKPOINTS = sa.Table(
+    CHECKPOINT_TABLE,
+    _METADATA,
+    # The id of the `action_listen` row in `events` this state belongs to.
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("sender_id", sa.String(255), nullable=False),
+    # JSON: {"slots": {name: value} for every slot that had been set, "paused": bool}
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Index(f"ix_{CHECKPOINT_TABLE}_sender_event", "sender_id", "event_id"),
+)
+
+# Event classes by type name, filled on first use (see `_event_class`).
+_EVENT_CLASSES: Dict[str, Type[Event]] = {}
+
+# The probe's stand-ins for "everything before the window" (see `_applied_user_messages`).
+_PROBE_SENDER = "bounded-window-probe"
+_PROBE_ACTION = "bounded_window_start"
+
+
+def stored_event_count(tracker: DialogueStateTracker) -> Optional[int]:
+    """How many of the tracker's events are known to be stored, or None if this store never saw it.
+
+    Args:
+        tracker: a tracker, usually one this store retrieved or saved.
+
+    Returns:
+        The number of leading events of ``tracker.events`` that are in the database.
+    """
+    value = getattr(tracker, STORED_EVENTS_ATTRIBUTE, None)
+    return value if isinstance(value, int) else None
+
+
+def _mark_stored(tracker: DialogueStateTracker, count: int) -> None:
+    setattr(tracker, STORED_EVENTS_ATTRIBUTE, count)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    """Reads a whole number >= 1 from the endpoint config (a ``${VAR}`` there gives a string)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}") from None
+    if number < 1 or (isinstance(value, float) and number != value):
+        raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
+    return number
+
+
+def _is_listen(event: Event) -> bool:
+    return isinstance(event, ActionExecuted) and event.action_name == ACTION_LISTEN_NAME
+
+
+def _event_class(type_name: str) -> Optional[Type[Event]]:
+    """The event class for a stored type name, as Rasa's ``Event.resolve_by_type`` finds it.
+
+    Rasa walks every subclass of ``Event`` for each event it reads (most of the time it takes to
+    load a tracker); the answer is kept here, and looked for again when a name is not known yet.
+    """
+    found = _EVENT_CLASSES.get(type_name)
+    if found is None:
+        _EVENT_CLASSES.clear()
+        for candidate in all_subclasses(Event):
+            _EVENT_CLASSES.setdefault(candidate.type_name, candidate)  # the first one wins, as in Rasa
+        found = _EVENT_CLASSES.get(type_name)
+    return found
+
+
+def _deserialise(data: Optional[str]) -> Optional[Event]:
+    """One stored event, as Rasa's ``deserialise_events`` reads it (None if Rasa would skip it)."""
+    if not data:
+        return None
+    parameters = json.loads(data)
+    if not isinstance(parameters, dict) or "event" not in parameters:
+        return None
+    event_class = _event_class(parameters["event"])
+    if event_class is None:  # Rasa's own answer for a name it does not know
+        return Event.from_parameters(parameters)
+    return event_class._from_parameters(parameters)
+
+
+def _applied_user_messages(window: Sequence[Event]) -> Optional[int]:
+    """How many user messages replaying ``window`` alone applies, or None if that is not safe.
+
+    Rasa decides what a revert or a loop's happy path undoes in ``applied_events``. Here two
+    stand-in events go in front of the window and Rasa's own ``applied_events`` runs over them:
+    if any undo reaches past the window's start, it removes a stand-in, and the window is not
+    self-contained. A restart inside the window makes everything before it irrelevant.
+
+    Returns:
+        The number of ``UserUttered`` events that survive the window's own reverts (the turns
+        the policies see), or None if the window undoes events from before its start.
+    """
+    head: List[Event] = [ActionExecuted(_PROBE_ACTION), UserUttered(_PROBE_ACTION)]
+    probe = DialogueStateTracker(_PROBE_SENDER, slots=None)
+    probe.events.extend(head)
+    probe.events.extend(window)
+    applied = probe.applied_events()
+    restarted = any(isinstance(event, (Restarted, SessionStarted)) for event in window)
+    if not restarted and not (len(applied) >= 2 and applied[0] is head[0] and applied[1] is head[1]):
+        return None
+    return sum(isinstance(event, UserUttered) for event in applied if event is not head[1])
+
+
+def _checkpoint_state(tracker: DialogueStateTracker, new_events: Sequence[Event]) -> Optional[str]:
+    """The state to remember at the end of a save, if a window may start there (else None).
+
+    A window may start at the ``action_listen`` that ends a saved turn when no loop is active.
+    """
+    if not new_events or not _is_listen(new_events[-1]) or tracker.active_loop_name is not None:
+        return None
+    slots = {name: slot.value for name, slot in tracker.slots.items() if slot.has_been_set}
+    return json.dumps({"slots": slots, "paused": tracker.is_paused()})
+
+
+@dataclass(frozen=True)
+class _StoredEvent:
+    """An event read back from the ``events`` table, with its row id."""
+
+    row_id: int
+    timestamp: Optional[float]
+    event: Event
+
+
+class BoundedSQLTrackerStore(SQLTrackerStore):
+    """``SQLTrackerStore`` that stores every event but retrieves a bounded recent window."""
+
+    def __init__(
+        self,
+        domain: Optional[Domain] = None,
+        max_events: Any = DEFAULT_MAX_EVENTS,
+        min_turns: Any = DEFAULT_MIN_TURNS,
+        **kwargs: Any,
+    ) -> None:
+        """Connects to the database, creating the tables that are missing.
+
+        Rasa creates a custom store from ``endpoints.yml`` with ``host=<url>``, ``domain``,
+        ``event_broker`` and the other keys of the ``tracker_store`` section as keyword arguments.
+
+        Args:
+            domain: the assistant's domain (its slots are rebuilt in front of the window).
+            max_events: the most events a retrieved window holds (slot values in front of it not
+                counted), unless no safe start exists within it.
+            min_turns: the fewest user messages a window holds.
+            **kwargs: everything ``SQLTrackerStore`` takes: ``host`` (a URL), ``dialect``, ``db``,
+                ``username``, ``password``, ``event_broker``, ``login_db``, ``query``.
+
+        Raises:
+            ValueError: if ``max_events`` or ``min_turns`` is not a whole number >= 1.
+        """
+        self.max_events = _positive_int("max_events", max_events)
+        self.min_turns = _positive_int("min_turns", min_turns)
+        super().__init__(domain=domain, **kwargs)
+        try:
+            _METADATA.create_all(self.engine)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError) as error:
+            # Replicas starting together may race to create the table; one of them wins.
+            logger.warning(f"Could not create the table '{CHECKPOINT_TABLE}': {error}")
+
+    async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
+        """Returns the latest session's recent window, with the slot values in front of it.
+
+        Args:
+            sender_id: the conversation's id.
+
+        Returns:
+            The tracker, or None if the conversation has no events.
+        """
+        with self.session_scope() as session:
+            loaded = self._load_window(session, sender_id)
+        if loaded is None:
+            return None
+        prefix, window = loaded
+        logger.debug(
+            f"Recreating tracker for '{sender_id}' from {len(window)} recent events "
+            f"and {len(prefix)} rebuilt slot events"
+        )
+        tracker = DialogueStateTracker.from_events(sender_id, prefix + window, self.domain.slots)
+        _mark_stored(tracker, len(tracker.events))
+        return tracker
+
+    async def retrieve_full_tracker(self, conversation_id: Text) -> Optional[DialogueStateTracker]:
+        """Returns every event of every session of the conversation, as ``SQLTrackerStore`` does.
+
+        Args:
+            conversation_id: the conversation's id.
+
+        Returns:
+            The full tracker, or None if the conversation has no events.
+        """
+        tracker = await super().retrieve_full_tracker(conversation_id)
+        if tracker is not None:
+            _mark_stored(tracker, len(tracker.events))
+        return tracker
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """Stores the events of ``tracker`` that are not stored yet, and no others.
+
+        Rasa's ``SQLTrackerStore`` counts the session's events in the database and stores the
+        tracker's events after that position: with a window that position is wrong. Instead, each
+        tracker this store returns or saves carries how many of its events are stored, and only
+        the events after those are inserted. This holds per tracker object, so it stays right with
+        many conversations at once and with several replicas on one database (Rasa's lock store
+        already makes a conversation's turns run one at a time). A tracker this store never saw
+        (a new one, or one built elsewhere) holds the whole session, and gets Rasa's own count.
+
+        Args:
+            tracker: the tracker to store.
+        """
+        with self.session_scope() as session:
+            already = stored_event_count(tracker)
+            if already is None:
+                new_events = list(self._additional_events(session, tracker))
+            else:
+                new_events = list(itertools.islice(tracker.events, already, None))
+            rows = [self._event_row(tracker.sender_id, event) for event in new_events]
+            session.add_all(rows)
+            state = _checkpoint_state(tracker, new_events)
+            if state is not None:
+                session.flush()  # gives the rows their ids
+                session.execute(
+                    CHECKPOINTS.insert().values(event_id=rows[-1].id, sender_id=tracker.sender_id, state=state)
+                )
+            session.commit()
+        _mark_stored(tracker, len(tracker.events))
+        logger.debug(f"Stored {len(new_events)} new events for '{tracker.sender_id}'")
+        if self.event_broker is not None and new_events:
+            await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
+
+    def _event_row(self, sender_id: Text, event: Event) -> Any:
+        """The ``events`` row for one event, exactly as ``SQLTrackerStore.save`` writes it."""
+        data = event.as_dict()
+        intent = data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY)
+        return self.SQLEvent(
+            sender_id=sender_id,
+            type_name=event.type_name,
+            timestamp=data.get("timestamp"),
+            intent_name=intent,
+            action_name=data.get("name"),
+            data=json.dumps(data),
+        )
+
+    def _load_window(self, session: Session, sender_id: Text) -> Optional[Tuple[List[Event], List[Event]]]:
+        """Finds the window: returns (rebuilt slot events, window events), or None if no events."""
+        limit = self.max_events
+        while True:
+            stored, complete = self._load_tail(session, sender_id, limit)
+            if complete and not stored:
+                return None
+            if complete and len(stored) <= self.max_events:
+                return [], [item.event for item in stored]
+            chosen = self._choose_window(session, sender_id, stored)
+            if chosen is not None:
+                return chosen
+            if complete:
+                logger.debug(f"No window start for '{sender_id}': loading the whole session")
+                return [], [item.event for item in stored]
+            limit *= 4
+
+    def _load_tail(self, session: Session, sender_id: Text, limit: int) -> Tuple[List[_StoredEvent], bool]:
+        """The latest ``limit`` events of the latest session, oldest first.
+
+        Returns:
+            The events, and whether they reach back to the start of the session.
+        """
+        table = self.SQLEvent
+        rows = (
+            session.query(table.id, table.type_name, table.timestamp, table.data)
+            .filter(table.sender_id == sender_id)
+            .order_by(table.id.desc())
+            .limit(limit)
+            .all()
+        )
+        complete = len(rows) < limit
+        rows.reverse()
+        start = 0
+        for index in range(len(rows) - 1, -1, -1):
+            if rows[index].type_name == SessionStarted.type_name:
+                start, complete = index, True
+                break
+        stored = []
+        for row in rows[start:]:
+            event = _deserialise(row.data)
+            if event is not None:
+                stored.append(_StoredEvent(row.id, row.timestamp, event))
+        return stored, complete
+
+    def _choose_window(
+        self, session: Session, sender_id: Text, stored: Sequence[_StoredEvent]
+    ) -> Optional[Tuple[List[Event], List[Event]]]:
+        """Picks where the window starts among ``stored`` (see the module's docstring)."""
+        starts = [index for index, item in enumerate(stored) if _is_listen(item.event)]
+        if not starts:
+            return None
+        checkpoints = self._checkpoints(session, sender_id, stored[starts[0]].row_id, stored[starts[-1]].row_id)
+        total = len(stored)
+        candidates = [i for i in starts if stored[i].row_id in checkpoints]
+        # The longest window that fits, else the shortest one that is longer.
+        fitting = [i for i in candidates if total - i <= self.max_events]
+        longer = [i for i in reversed(candidates) if total - i > self.max_events]
+        for index in fitting + longer:
+            window = [item.event for item in stored[index:]]
+            turns = _applied_user_messages(window)
+            if turns is not None and turns >= self.min_turns:
+                start = stored[index]
+                return self._rebuilt_state(checkpoints[start.row_id], start.timestamp), window
+        return None
+
+    @staticmethod
+    def _checkpoints(session: Session, sender_id: Text, first_id: int, last_id: int) -> Dict[int, str]:
+        """The checkpoints of the conversation between two ``events`` row ids, by row id."""
+        rows = session.execute(
+            sa.select(CHECKPOINTS.c.event_id, CHECKPOINTS.c.state).where(
+                CHECKPOINTS.c.sender_id == sender_id,
+                CHECKPOINTS.c.event_id >= first_id,
+                CHECKPOINTS.c.event_id <= last_id,
+            )
+        )
+        return {int(event_id): str(state) for event_id, state in rows}
+
+    def _rebuilt_state(self, state_json: str, timestamp: Optional[float]) -> List[Event]:
+        """The events that put a new tracker in the checkpoint's state."""
+        state = json.loads(state_json)
+        known = {slot.name for slot in self.domain.slots}
+        events: List[Event] = [
+            SlotSet(name, value, timestamp) for name, value in state.get("slots", {}).items() if name in known
+        ]
+        if state.get("paused"):
+            events.append(ConversationPaused(timestamp))
+        return events
