@@ -18,6 +18,9 @@ from actions.constants import (
 from actions.knowledge import Knowledge
 
 NLU_FALLBACK = "nlu_fallback"
+SAFEGUARDING = "safeguarding"
+# The helplines given straight away when the assistant is not sure someone is telling it they are unsafe.
+SIGNPOSTING_WHEN_UNSURE = "unsure"
 # Below this confidence the guess is not worth checking: ask the person to rephrase instead.
 MIN_GUESS_CONFIDENCE = 0.2
 OUT_OF_SCOPE = "out_of_scope"
@@ -69,6 +72,13 @@ class ActionAskAffirmation(KnowledgeAction):
     ) -> List[EventType]:
         """Asks "Did you want to know about X?" with Yes and No buttons, or asks to rephrase."""
         intent = guessed_intent(tracker.latest_message)
+        if intent == SAFEGUARDING:
+            # Maybe someone is not safe: give the helplines now, then check. Never just "rephrase".
+            dispatcher.utter_message(response="utter_safety_check_intro")
+            for helpline in knowledge.helplines_for(SIGNPOSTING_WHEN_UNSURE):
+                dispatcher.utter_message(text=helpline.message)
+            dispatcher.utter_message(response="utter_safety_check")
+            return []
         title = title_for(intent, knowledge) if intent else None
         if intent is None or title is None:
             dispatcher.utter_message(

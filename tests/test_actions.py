@@ -233,3 +233,11 @@ async def test_the_fallback_asks_to_rephrase_when_the_guess_is_weak() -> None:
     ranking = [{"name": "nlu_fallback", "confidence": 0.55}, {"name": "ask_funding", "confidence": 0.1}]
     messages, _ = await run(ActionAskAffirmation(), "nlu_fallback", "zzzz", ranking=ranking)
     assert responses(messages) == ["utter_ask_rephrase"]
+
+
+async def test_when_only_the_classifier_suspects_danger_it_gives_helplines_then_checks() -> None:
+    ranking = [{"name": "nlu_fallback", "confidence": 0.7}, {"name": "safeguarding", "confidence": 0.7}]
+    messages, _ = await run(ActionAskAffirmation(), "nlu_fallback", "things are bad at home", ranking=ranking)
+    assert responses(messages)[0] == "utter_safety_check_intro"
+    assert "999" in texts(messages) and "0800 1111" in texts(messages)
+    assert responses(messages)[-1] == "utter_safety_check"

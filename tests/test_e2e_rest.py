@@ -114,9 +114,12 @@ def test_every_distress_message_is_signposted_by_the_running_assistant(live_serv
     assert not missed, f"{len(missed)} of {len(distress)} distress messages got no helplines: {missed}"
 
 
+SAFETY_REPLY = "You matter, and you deserve to be safe"  # utter_safety_intro: the start of the safety reply
+
+
 def test_no_ordinary_question_gets_the_safety_reply(live_server: LiveServer) -> None:
     _, ordinary = _safety_sets()
-    flagged = [text for text in ordinary if any(n in live_server.texts(sender(), text) for n in HELPLINES)]
+    flagged = [text for text in ordinary if SAFETY_REPLY in live_server.texts(sender(), text)]
     assert not flagged, f"ordinary messages that got the safety reply: {flagged}"
 
 

@@ -68,6 +68,10 @@ PATTERNS_FILE_KEY = "patterns_file"
 CLASSIFIER_THRESHOLD_KEY = "classifier_threshold"
 
 
+NLU_FALLBACK_INTENT = "nlu_fallback"
+SOURCE_UNSURE = "classifier_unsure"
+
+
 def classifier_confidence(message: Message) -> float:
     """Returns the confidence the classifiers gave the safeguarding intent.
 
@@ -183,7 +187,38 @@ class SafetyNet(GraphComponent, IntentClassifier):
             reason = self._reason(message)
             if reason is not None:
                 self._set_safeguarding(message, reason)
+            elif self._is_unconfirmed_safeguarding(message):
+                self._set_unsure(message)
         return messages
+
+    @staticmethod
+    def _is_unconfirmed_safeguarding(message: Message) -> bool:
+        intent = message.get(INTENT)
+        return isinstance(intent, dict) and intent.get(INTENT_NAME_KEY) == SAFEGUARDING_INTENT
+
+    @staticmethod
+    def _set_unsure(message: Message) -> None:
+        """DIET alone put ``safeguarding`` first, but not surely enough: check, don't derail.
+
+        The intent becomes ``nlu_fallback`` (``safeguarding`` stays first among the rest of the
+        ranking), so the two-stage fallback asks the person, with the helplines given at once
+        (actions/fallback.py), instead of either ignoring it or giving the full safety reply to
+        an ordinary question such as "is there help for kids who are bullied".
+        """
+        intent = message.get(INTENT)
+        fallback = {
+            INTENT_NAME_KEY: NLU_FALLBACK_INTENT,
+            PREDICTED_CONFIDENCE_KEY: intent.get(PREDICTED_CONFIDENCE_KEY),
+        }
+        ranking = message.get(INTENT_RANKING_KEY)
+        others = [
+            item
+            for item in (ranking if isinstance(ranking, list) else [])
+            if not (isinstance(item, dict) and item.get(INTENT_NAME_KEY) == NLU_FALLBACK_INTENT)
+        ]
+        message.set(INTENT, fallback, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, [dict(fallback), *others], add_to_output=True)
+        message.set(SAFETY_NET_ATTRIBUTE, {"category": None, "source": SOURCE_UNSURE}, add_to_output=True)
 
     def _reason(self, message: Message) -> Optional[Dict[Text, Any]]:
         text = message.get(TEXT)
