@@ -205,20 +205,8 @@ class SafetyNet(GraphComponent, IntentClassifier):
         (actions/fallback.py), instead of either ignoring it or giving the full safety reply to
         an ordinary question such as "is there help for kids who are bullied".
         """
-        intent = message.get(INTENT)
-        fallback = {
-            INTENT_NAME_KEY: NLU_FALLBACK_INTENT,
-            PREDICTED_CONFIDENCE_KEY: intent.get(PREDICTED_CONFIDENCE_KEY),
-        }
-        ranking = message.get(INTENT_RANKING_KEY)
-        others = [
-            item
-            for item in (ranking if isinstance(ranking, list) else [])
-            if not (isinstance(item, dict) and item.get(INTENT_NAME_KEY) == NLU_FALLBACK_INTENT)
-        ]
-        message.set(INTENT, fallback, add_to_output=True)
-        message.set(INTENT_RANKING_KEY, [dict(fallback), *others], add_to_output=True)
-        message.set(SAFETY_NET_ATTRIBUTE, {"category": None, "source": SOURCE_UNSURE}, add_to_output=True)
+        confidence = message.get(INTENT).get(PREDICTED_CONFIDENCE_KEY)
+        _put_first(message, NLU_FALLBACK_INTENT, confidence, {"category": None, "source": SOURCE_UNSURE})
 
     def _reason(self, message: Message) -> Optional[Dict[Text, Any]]:
         text = message.get(TEXT)
@@ -243,13 +231,18 @@ class SafetyNet(GraphComponent, IntentClassifier):
 
     @staticmethod
     def _set_safeguarding(message: Message, reason: Dict[Text, Any]) -> None:
-        intent = {INTENT_NAME_KEY: SAFEGUARDING_INTENT, PREDICTED_CONFIDENCE_KEY: 1.0}
-        ranking = message.get(INTENT_RANKING_KEY)
-        others = [
-            item
-            for item in (ranking if isinstance(ranking, list) else [])
-            if not (isinstance(item, dict) and item.get(INTENT_NAME_KEY) == SAFEGUARDING_INTENT)
-        ]
-        message.set(INTENT, intent, add_to_output=True)
-        message.set(INTENT_RANKING_KEY, [dict(intent), *others], add_to_output=True)
-        message.set(SAFETY_NET_ATTRIBUTE, reason, add_to_output=True)
+        _put_first(message, SAFEGUARDING_INTENT, 1.0, reason)
+
+
+def _put_first(message: Message, name: Text, confidence: Any, reason: Dict[Text, Any]) -> None:
+    """Makes ``name`` the message's intent and the head of its ranking, and records why."""
+    intent = {INTENT_NAME_KEY: name, PREDICTED_CONFIDENCE_KEY: confidence}
+    ranking = message.get(INTENT_RANKING_KEY)
+    others = [
+        item
+        for item in (ranking if isinstance(ranking, list) else [])
+        if not (isinstance(item, dict) and item.get(INTENT_NAME_KEY) == name)
+    ]
+    message.set(INTENT, intent, add_to_output=True)
+    message.set(INTENT_RANKING_KEY, [dict(intent), *others], add_to_output=True)
+    message.set(SAFETY_NET_ATTRIBUTE, reason, add_to_output=True)
