@@ -5,6 +5,8 @@
 
 - fills in the settings that have defaults (ports, the SQLite tracker store, the
   widget's signing secret) so that ``endpoints.yml`` and ``credentials.yml`` resolve;
+- refuses ``SANIC_WORKERS`` above 1 without ``REDIS_URL`` (bot/lock_store.py: several Rasa
+  server processes must share their conversation locks);
 - starts ``rasa run actions`` and ``rasa run`` (or ``rasa shell``) with every channel
   in ``credentials.yml``;
 - prints where to reach them once they answer;
@@ -26,6 +28,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Deque, Dict, List, Optional
+
+from bot.lock_settings import LockStoreSettingsError, redis_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -184,6 +188,11 @@ def main(argv: List[str]) -> int:
         print(f"error: no trained model at {args.model}. Run `make train` first.", file=sys.stderr)
         return 2
     env = settings(dict(os.environ))
+    try:
+        redis_settings(env)
+    except LockStoreSettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     rasa = str(Path(sys.executable).parent / "rasa")
     # The Rasa server runs with this project's measured fixes applied (bot/rasa_main.py).
     rasa_fixed = [sys.executable, "-m", "bot.rasa_main"]
