@@ -20,7 +20,7 @@ export RASA_TELEMETRY_ENABLED := false
 TRAINING_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
 
 .PHONY: help venv spacy train run shell test lint types validate-knowledge pytest \
-        validate-data test-nlu test-stories test-e2e export-feedback bench clean
+        validate-data test-nlu test-stories export-feedback bench clean
 
 help:
 	@echo "make run      set up, train if stale, start the action server and Rasa (REST, socketio, widget)"

@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
@@ -383,8 +384,6 @@ class KnowledgeBase:
         Raises:
             KnowledgeError: if no valid version of the file has ever been loaded.
         """
-        import time
-
         now = time.monotonic() if now is None else now
         with self._lock:
             if self._knowledge is not None and now - self._checked_at < self.check_every:

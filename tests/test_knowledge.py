@@ -28,10 +28,6 @@ def knowledge() -> Knowledge:
     return load_knowledge(KNOWLEDGE)
 
 
-def all_text(knowledge: Knowledge) -> str:
-    return KNOWLEDGE.read_text(encoding="utf-8")
-
-
 def told_lines(knowledge: Knowledge) -> Iterator[str]:
     """Every line the assistant can say from the knowledge file."""
     yield from knowledge.answer_lines(knowledge.currency)
