@@ -83,7 +83,9 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from rasa.shared.utils.common import all_subclasses
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.sql_engine import engine_for, is_sqlite_file
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +225,8 @@ class _StoredEvent:
 class BoundedSQLTrackerStore(SQLTrackerStore):
     """``SQLTrackerStore`` that stores every event but retrieves a bounded recent window."""
 
+    engine: sa.engine.Engine
+
     def __init__(
         self,
         domain: Optional[Domain] = None,
@@ -249,11 +253,23 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         self.max_events = _positive_int("max_events", max_events)
         self.min_turns = _positive_int("min_turns", min_turns)
         super().__init__(domain=domain, **kwargs)
+        if is_sqlite_file(self.engine.url):
+            self._keep_sqlite_connections()
         try:
             _METADATA.create_all(self.engine)
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError) as error:
             # Replicas starting together may race to create the table; one of them wins.
             logger.warning(f"Could not create the table '{CHECKPOINT_TABLE}': {error}")
+
+    def _keep_sqlite_connections(self) -> None:
+        """Reuses SQLite connections, in WAL mode, instead of opening the file for every message.
+
+        See ``bot/sql_engine.py`` for why and what it changes.
+        """
+        url = self.engine.url
+        self.engine.dispose()
+        self.engine = engine_for(url)
+        self.sessionmaker = sessionmaker(bind=self.engine)
 
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
         """Returns the latest session's recent window, with the slot values in front of it.
@@ -312,12 +328,19 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
             else:
                 new_events = list(itertools.islice(tracker.events, already, None))
             rows = [self._event_row(tracker.sender_id, event) for event in new_events]
-            session.add_all(rows)
             state = _checkpoint_state(tracker, new_events)
-            if state is not None:
-                session.flush()  # gives the rows their ids
+            table = self.SQLEvent.__table__
+            if state is None:
+                if rows:
+                    session.execute(table.insert(), rows)
+            else:
+                if len(rows) > 1:
+                    session.execute(table.insert(), rows[:-1])
+                last = session.execute(table.insert().values(**rows[-1]))  # one row: its id is known
                 session.execute(
-                    CHECKPOINTS.insert().values(event_id=rows[-1].id, sender_id=tracker.sender_id, state=state)
+                    CHECKPOINTS.insert().values(
+                        event_id=last.inserted_primary_key[0], sender_id=tracker.sender_id, state=state
+                    )
                 )
             session.commit()
         _mark_stored(tracker, len(tracker.events))
@@ -325,18 +348,19 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         if self.event_broker is not None and new_events:
             await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
 
-    def _event_row(self, sender_id: Text, event: Event) -> Any:
+    @staticmethod
+    def _event_row(sender_id: Text, event: Event) -> Dict[str, Any]:
         """The ``events`` row for one event, exactly as ``SQLTrackerStore.save`` writes it."""
         data = event.as_dict()
         intent = data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY)
-        return self.SQLEvent(
-            sender_id=sender_id,
-            type_name=event.type_name,
-            timestamp=data.get("timestamp"),
-            intent_name=intent,
-            action_name=data.get("name"),
-            data=json.dumps(data),
-        )
+        return {
+            "sender_id": sender_id,
+            "type_name": event.type_name,
+            "timestamp": data.get("timestamp"),
+            "intent_name": intent,
+            "action_name": data.get("name"),
+            "data": json.dumps(data),
+        }
 
     def _load_window(self, session: Session, sender_id: Text) -> Optional[Tuple[List[Event], List[Event]]]:
         """Finds the window: returns (rebuilt slot events, window events), or None if no events."""

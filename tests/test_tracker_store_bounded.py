@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import pytest
+import sqlalchemy as sa
 from rasa.core.actions.action import ActionSessionStart
 from rasa.core.tracker_store import SQLTrackerStore, TrackerStore
 from rasa.shared.core.domain import Domain, SessionConfig
@@ -30,6 +31,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker, get_trackers_for_conversation_sessions
 from rasa.utils.endpoints import read_endpoint_config
+from sqlalchemy.pool import QueuePool
 
 from bot.tracker_store import CHECKPOINT_TABLE, BoundedSQLTrackerStore
 from tests.conftest import ROOT
@@ -422,3 +424,30 @@ def test_a_bad_window_size_is_refused(tmp_path: Path, domain: Domain, bad: objec
     # Refused loudly: Rasa would quietly fall back to an in-memory store on an AttributeError.
     with pytest.raises(ValueError, match="max_events"):
         BoundedSQLTrackerStore(domain=domain, host=sqlite_url(tmp_path / "t.db"), max_events=bad)
+
+
+async def test_sqlite_connections_are_kept_and_in_wal_mode(tmp_path: Path, domain: Domain) -> None:
+    db = tmp_path / "tracker.db"
+    store = BoundedSQLTrackerStore(domain=domain, host=sqlite_url(db))
+    clock = Clock()
+    await store.save(DialogueStateTracker.from_events(SENDER, [act(clock, LISTEN), *TURNS[0](clock)], domain.slots))
+    opened: List[int] = []
+    sa.event.listen(store.engine, "connect", lambda *_: opened.append(1))
+    for turn in TURNS[1:4]:
+        tracker = await store.retrieve(SENDER)
+        assert tracker is not None
+        tracker.update_with_events(turn(clock), domain)
+        await store.save(tracker)
+    assert opened == [], "a new SQLite connection was opened for a message"
+    assert len(stored_rows(db)) == 1 + sum(len(turn(Clock())) for turn in TURNS[:4])
+    with sqlite3.connect(db) as connection:
+        (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+    assert mode == "wal"
+    with store.session_scope() as session:
+        (sync,) = session.execute(sa.text("PRAGMA synchronous")).fetchone()
+    assert sync == 1  # NORMAL
+
+
+def test_an_in_memory_sqlite_store_is_left_as_rasa_makes_it(domain: Domain) -> None:
+    store = BoundedSQLTrackerStore(domain=domain, host="sqlite://")
+    assert not isinstance(store.engine.pool, QueuePool)
