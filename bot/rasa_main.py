@@ -9,12 +9,24 @@ behaviour exactly:
   schema's validator again on every call: about 20 ms of CPU per action, 28% of the server's time
   under load (py-spy, see bench/README.md). Here the validator is built once; a bad reply is still
   refused with the same ``jsonschema.ValidationError`` and the same explanation.
+- **One HTTP session per endpoint, kept.** For every call to the action server, Rasa's
+  ``EndpointConfig.request`` opens a new ``aiohttp.ClientSession``, so a new TCP connection, and
+  closes it again: about a tenth of the server's CPU under load. Here each endpoint keeps one
+  session per event loop, with keep-alive connections that are dropped after
+  ``KEEPALIVE_S`` idle seconds (shorter than the action server's own 5 s, so the client never
+  sends on a connection the server is closing). The sessions are closed when the server stops.
+  Headers, basic auth, token and time-out are the endpoint's, as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from typing import Any, Dict
+import weakref
+from typing import Any, Dict, MutableMapping
+
+import aiohttp
+from rasa.utils.endpoints import EndpointConfig
 
 DOCS_HINT = (
     ". Failed to validate Action server response from API, make sure your response from the "
@@ -46,11 +58,79 @@ def _validate_action_result(self: Any, result: Dict[str, Any]) -> bool:
     return True
 
 
+KEEPALIVE_S = 2.0
+_ORIGINAL_SESSION = EndpointConfig.session
+_KEPT_ATTRIBUTE = "_kept_sessions"
+
+
+class _KeptSession:
+    """Stands in for a new ``ClientSession`` in ``async with``, but leaves the kept one open."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def __aenter__(self) -> aiohttp.ClientSession:
+        return self.session
+
+    async def __aexit__(self, *_exc_info: Any) -> None:
+        return None
+
+
+def _kept_session(self: Any) -> Any:
+    """``EndpointConfig.session``: this endpoint's session for the running event loop."""
+    from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT
+
+    loop = asyncio.get_running_loop()
+    kept: MutableMapping[Any, aiohttp.ClientSession] = self.__dict__.setdefault(
+        _KEPT_ATTRIBUTE, weakref.WeakKeyDictionary()
+    )
+    session = kept.get(loop)
+    if session is None or session.closed:
+        auth = aiohttp.BasicAuth(self.basic_auth["username"], self.basic_auth["password"]) if self.basic_auth else None
+        session = aiohttp.ClientSession(
+            headers=self.headers,
+            auth=auth,
+            timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
+            connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_S),
+        )
+        kept[loop] = session
+        _OPEN_SESSIONS.add(session)
+    return _KeptSession(session)
+
+
+# Every kept session of this process, to close them when the server stops.
+_OPEN_SESSIONS: "weakref.WeakSet[aiohttp.ClientSession]" = weakref.WeakSet()
+
+
+async def close_kept_sessions() -> None:
+    """Closes the kept sessions that belong to the running event loop."""
+    loop = asyncio.get_running_loop()
+    for session in list(_OPEN_SESSIONS):
+        if not session.closed and session._loop is loop:
+            await session.close()
+
+
+def _close_resources_too(original: Any) -> Any:
+    @functools.wraps(original)
+    async def close_resources(app: Any, loop: Any) -> None:
+        try:
+            await original(app, loop)
+        finally:
+            await close_kept_sessions()
+
+    close_resources.__wrapped_by_lancs__ = True  # type: ignore[attr-defined]
+    return close_resources
+
+
 def apply_fixes() -> None:
     """Applies the fixes to the Rasa classes in this process (safe to call more than once)."""
+    import rasa.core.run
     from rasa.core.actions.action import RemoteAction
 
     RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
+    EndpointConfig.session = _kept_session  # type: ignore[method-assign]
+    if not getattr(rasa.core.run.close_resources, "__wrapped_by_lancs__", False):
+        rasa.core.run.close_resources = _close_resources_too(rasa.core.run.close_resources)
 
 
 def main() -> None:
