@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from bench import report
+from bot.lock_settings import default_workers
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / "bench"
@@ -1042,9 +1043,14 @@ def main(argv: Sequence[str]) -> int:
             f"the machine was not idle at the start (load average {meta['loadavg']}): "
             "other work shares the CPUs, so figures are noisier"
         )
+    ours_processes = os.environ.get("SANIC_WORKERS", "").strip() or str(default_workers())
+    meta["ours_server_processes"] = ours_processes
     meta["notes"].append(
-        "the baseline runs as shipped by `rasa init` (in-memory tracker store, default pipeline and "
-        "policies); ours keeps trackers in SQLite and calls its action server"
+        "the baseline runs as shipped by `rasa init` and served by `rasa run`: in-memory tracker and "
+        "lock stores, so one server process (Rasa allows no more with in-memory locks), default "
+        f"pipeline and policies; ours runs as `make run` starts it: {ours_processes} Rasa server "
+        "process(es) (SANIC_WORKERS, one per CPU by default) sharing trackers and conversation locks "
+        "in SQLite, and its action server"
     )
     if args.nice_load:
         meta["notes"].append("the load process ran under `nice -n 5`")

@@ -1,44 +1,89 @@
-"""Where the conversation locks live, read from ``REDIS_URL`` and ``SANIC_WORKERS`` (no Rasa import).
+"""How many Rasa server processes run, and where their conversation locks live (no Rasa import).
 
-Used by ``bot/lock_store.py`` (in the Rasa server) and ``bot/serve.py`` (which refuses a bad
-setting before starting anything).
+Used by ``bot/lock_store.py`` (in the Rasa server) and ``bot/serve.py`` (which fills in the
+default and refuses a bad setting before starting anything).
+
+- ``SANIC_WORKERS``: the number of Rasa server processes. ``bot/serve.py`` sets it, when unset,
+  to the number of CPUs this process may use, at most ``MAX_DEFAULT_WORKERS``.
+- One process: the locks live in its memory.
+- Several processes must share their locks: in Redis when ``REDIS_URL`` is set, else in the
+  tracker database (``TRACKER_DB_URL``, table ``conversation_locks``).
 """
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 from typing import Any, Dict, Mapping, Optional
 
 REDIS_DEFAULT_PORT = 6379
 REDIS_DEFAULT_DB = 1
 KEY_PREFIX = "lancs"
+MAX_DEFAULT_WORKERS = 4
+
+MEMORY = "memory"
+SQL = "sql"
+REDIS = "redis"
 
 
 class LockStoreSettingsError(ValueError):
-    """``REDIS_URL`` or ``SANIC_WORKERS`` cannot be used; the message says which and why."""
+    """``REDIS_URL``, ``SANIC_WORKERS`` or ``TRACKER_DB_URL`` cannot be used; the message says which and why."""
+
+
+def default_workers() -> int:
+    """One Rasa server process per CPU this process may run on, at most ``MAX_DEFAULT_WORKERS``."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_WORKERS))
+
+
+def workers(environ: Mapping[str, str]) -> int:
+    """The number of Rasa server processes asked for (1 when ``SANIC_WORKERS`` is unset).
+
+    Raises:
+        LockStoreSettingsError: ``SANIC_WORKERS`` is not a whole number of at least 1.
+    """
+    value = environ.get("SANIC_WORKERS", "").strip() or "1"
+    if not value.isdigit() or int(value) < 1:
+        raise LockStoreSettingsError(f"SANIC_WORKERS must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
+def lock_backend(environ: Mapping[str, str]) -> str:
+    """Where the locks live: ``MEMORY`` (one process), ``REDIS`` (``REDIS_URL``) or ``SQL``.
+
+    Raises:
+        LockStoreSettingsError: a setting is malformed, or several processes have neither
+            ``REDIS_URL`` nor ``TRACKER_DB_URL`` to share their locks in.
+    """
+    if redis_settings(environ) is not None:
+        return REDIS
+    if workers(environ) == 1:
+        return MEMORY
+    if not environ.get("TRACKER_DB_URL", "").strip():
+        raise LockStoreSettingsError(
+            f"SANIC_WORKERS={workers(environ)} needs somewhere to share the conversation locks: "
+            "set TRACKER_DB_URL (or REDIS_URL), or SANIC_WORKERS=1."
+        )
+    return SQL
 
 
 def redis_settings(environ: Mapping[str, str]) -> Optional[Dict[str, Any]]:
-    """Reads ``REDIS_URL`` and checks ``SANIC_WORKERS`` against it.
+    """Reads ``REDIS_URL``.
 
     Args:
         environ: the environment.
 
     Returns:
-        ``RedisLockStore`` arguments, or None when ``REDIS_URL`` is not set (locks in memory).
+        ``RedisLockStore`` arguments, or None when ``REDIS_URL`` is not set.
 
     Raises:
-        LockStoreSettingsError: ``REDIS_URL`` is not a ``redis://`` URL, or ``SANIC_WORKERS``
-            asks for more than one process without it.
+        LockStoreSettingsError: ``REDIS_URL`` is not a ``redis://`` URL.
     """
     url = environ.get("REDIS_URL", "").strip()
-    workers = environ.get("SANIC_WORKERS", "1").strip() or "1"
     if not url:
-        if workers != "1":
-            raise LockStoreSettingsError(
-                f"SANIC_WORKERS={workers} needs REDIS_URL: the server processes must share their "
-                "conversation locks. Set REDIS_URL=redis://host:port/db, or unset SANIC_WORKERS."
-            )
         return None
     parts = urllib.parse.urlsplit(url)
     try:

@@ -5,8 +5,9 @@
 
 - fills in the settings that have defaults (ports, the SQLite tracker store, the
   widget's signing secret) so that ``endpoints.yml`` and ``credentials.yml`` resolve;
-- refuses ``SANIC_WORKERS`` above 1 without ``REDIS_URL`` (bot/lock_store.py: several Rasa
-  server processes must share their conversation locks);
+- runs one Rasa server process per CPU (``SANIC_WORKERS``, at most 4 by default), sharing
+  their conversation locks in the tracker database or Redis (bot/lock_store.py), and refuses
+  a setting that cannot work;
 - starts ``rasa run actions`` and ``rasa run`` (or ``rasa shell``) with every channel
   in ``credentials.yml``;
 - prints where to reach them once they answer;
@@ -29,12 +30,13 @@ import urllib.request
 from pathlib import Path
 from typing import Deque, Dict, List, Optional
 
-from bot.lock_settings import LockStoreSettingsError, redis_settings
+from bot.lock_settings import MEMORY, REDIS, SQL, LockStoreSettingsError, default_workers, lock_backend, workers
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 MODEL = ROOT / "models" / "assistant.tar.gz"
 STOP_GRACE_SECONDS = 10.0
+LOCK_PLACES = {MEMORY: "memory", SQL: "the tracker database", REDIS: "Redis"}
 START_TIMEOUT_SECONDS = 180.0
 
 
@@ -57,6 +59,8 @@ def settings(environ: Dict[str, str]) -> Dict[str, str]:
     env.setdefault("RASA_TELEMETRY_ENABLED", "false")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+    if not env.get("SANIC_WORKERS", "").strip():
+        env["SANIC_WORKERS"] = str(default_workers())
     if not env.get("WIDGET_SECRET"):
         env["WIDGET_SECRET"] = local_secret(VAR / "widget_secret")
     return env
@@ -164,12 +168,15 @@ def wait_until_ready(children: List[Child], urls: List[str], timeout: float) -> 
 def banner(env: Dict[str, str]) -> str:
     """The lines printed once both servers answer."""
     base = f"http://localhost:{env['PORT']}"
+    processes = workers(env)
+    socketio_note = " (websocket transport only)" if processes > 1 else ""
     return "\n".join(
         [
             "",
             "The assistant is running. Press Ctrl-C to stop it.",
+            f"  Rasa server:       {processes} process(es), conversation locks in {LOCK_PLACES[lock_backend(env)]}",
             f"  REST channel:      POST {base}/webhooks/rest/webhook",
-            f"  socket.io channel: {base}/socket.io/",
+            f"  socket.io channel: {base}/socket.io/{socketio_note}",
             f"  Widget demo page:  {base}/webhooks/widget/demo",
             f"  Widget script:     {base}/webhooks/widget/widget.js",
             f"  Action server:     http://localhost:{env['ACTION_PORT']}/health",
@@ -189,7 +196,7 @@ def main(argv: List[str]) -> int:
         return 2
     env = settings(dict(os.environ))
     try:
-        redis_settings(env)
+        lock_backend(env)
     except LockStoreSettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

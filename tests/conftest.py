@@ -81,6 +81,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         FEEDBACK_DB=str(work / "feedback.db"),
         KNOWLEDGE_FILE=str(knowledge),
         WIDGET_SECRET="test-secret-" + "x" * 32,
+        SANIC_WORKERS="2",  # what `make run` starts on a 2-CPU machine: locks shared in the database
     )
     log = work / "server.log"
     with log.open("wb") as out:

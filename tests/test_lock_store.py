@@ -1,33 +1,69 @@
-"""Conversation locks: in memory by default; Redis, and several server processes, only when configured."""
+"""Conversation locks: in memory for one server process; shared in the database (or Redis) for several."""
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+import time
 from pathlib import Path
+from typing import List
 
 import pytest
-from rasa.core.lock_store import InMemoryLockStore, LockStore
+from rasa.core.lock import Ticket, TicketLock
+from rasa.core.lock_store import InMemoryLockStore, LockError, LockStore
 from rasa.utils.endpoints import read_endpoint_config
 
 from bot import serve
-from bot.lock_settings import LockStoreSettingsError, redis_settings
-from bot.lock_store import EnvLockStore
+from bot.lock_settings import (
+    MAX_DEFAULT_WORKERS,
+    MEMORY,
+    REDIS,
+    SQL,
+    LockStoreSettingsError,
+    default_workers,
+    lock_backend,
+    redis_settings,
+)
+from bot.lock_store import LOCKS, EnvLockStore, SQLLockStore
 from tests.conftest import ROOT
 
 
-def test_no_redis_means_locks_in_memory() -> None:
-    assert redis_settings({}) is None
-    assert redis_settings({"SANIC_WORKERS": "1"}) is None
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
 
 
-def test_several_workers_need_redis() -> None:
-    with pytest.raises(LockStoreSettingsError, match="SANIC_WORKERS=2 needs REDIS_URL"):
-        redis_settings({"SANIC_WORKERS": "2"})
+def test_one_process_keeps_its_locks_in_memory() -> None:
+    assert lock_backend({}) == MEMORY
+    assert lock_backend({"SANIC_WORKERS": "1", "TRACKER_DB_URL": "sqlite:///x.db"}) == MEMORY
+
+
+def test_several_processes_share_their_locks_in_the_database_or_redis() -> None:
+    assert lock_backend({"SANIC_WORKERS": "2", "TRACKER_DB_URL": "sqlite:///x.db"}) == SQL
+    assert lock_backend({"SANIC_WORKERS": "2", "REDIS_URL": "redis://cache.local/1"}) == REDIS
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_a_bad_number_of_processes_is_refused(value: str) -> None:
+    with pytest.raises(LockStoreSettingsError, match="SANIC_WORKERS must be a whole number"):
+        lock_backend({"SANIC_WORKERS": value, "TRACKER_DB_URL": "sqlite:///x.db"})
+
+
+def test_several_processes_with_nowhere_to_share_locks_are_refused() -> None:
+    with pytest.raises(LockStoreSettingsError, match="SANIC_WORKERS=3 needs somewhere to share"):
+        lock_backend({"SANIC_WORKERS": "3"})
+
+
+def test_the_default_is_one_process_per_cpu_within_limits() -> None:
+    assert 1 <= default_workers() <= MAX_DEFAULT_WORKERS
+    env = serve.settings({"WIDGET_SECRET": "x" * 40})
+    assert env["SANIC_WORKERS"] == str(default_workers())
+    assert serve.settings({"WIDGET_SECRET": "x" * 40, "SANIC_WORKERS": "1"})["SANIC_WORKERS"] == "1"
 
 
 def test_redis_url_is_read() -> None:
     settings = redis_settings({"REDIS_URL": "redis://:s%40cret@cache.local:6390/3", "SANIC_WORKERS": "2"})
     assert settings == {"host": "cache.local", "port": 6390, "db": 3, "password": "s@cret", "key_prefix": "lancs"}
-    assert redis_settings({"REDIS_URL": "redis://cache.local"})["port"] == 6379
+    assert (redis_settings({"REDIS_URL": "redis://cache.local"}) or {})["port"] == 6379
 
 
 @pytest.mark.parametrize("url", ["http://cache.local/1", "redis:///1", "redis://cache.local/x", "redis://h:port/1"])
@@ -36,27 +72,123 @@ def test_a_bad_redis_url_is_refused(url: str) -> None:
         redis_settings({"REDIS_URL": url})
 
 
-def test_the_store_in_endpoints_keeps_locks_in_memory_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_store_in_endpoints_follows_the_number_of_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
-    monkeypatch.delenv("SANIC_WORKERS", raising=False)
-    monkeypatch.setenv("TRACKER_DB_URL", "sqlite://")
+    monkeypatch.setenv("TRACKER_DB_URL", sqlite_url(tmp_path / "tracker.db"))
     monkeypatch.setenv("ACTION_ENDPOINT_URL", "http://127.0.0.1:1/webhook")
-    store = LockStore.create(read_endpoint_config(str(ROOT / "endpoints.yml"), "lock_store"))
-    assert isinstance(store, EnvLockStore) and isinstance(store.inner, InMemoryLockStore)
-    lock = store.create_lock("someone")
-    store.save_lock(lock)
-    assert store.get_lock("someone") is not None and lock.conversation_id == "someone"
-    store.delete_lock("someone")
-    assert store.get_lock("someone") is None
+    config = read_endpoint_config(str(ROOT / "endpoints.yml"), "lock_store")
+
+    monkeypatch.setenv("SANIC_WORKERS", "1")
+    one = LockStore.create(config)
+    assert isinstance(one, EnvLockStore) and isinstance(one.inner, InMemoryLockStore)
+
+    monkeypatch.setenv("SANIC_WORKERS", "2")
+    shared = LockStore.create(config)
+    assert isinstance(shared, EnvLockStore) and isinstance(shared.inner, SQLLockStore)
+    assert str(shared.inner.engine.url) == sqlite_url(tmp_path / "tracker.db")
 
 
-def test_make_run_refuses_workers_without_redis(
+def test_make_run_refuses_a_bad_number_of_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     model = tmp_path / "model.tar.gz"
     model.write_bytes(b"")
-    monkeypatch.setenv("SANIC_WORKERS", "2")
+    monkeypatch.setenv("SANIC_WORKERS", "lots")
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.setenv("WIDGET_SECRET", "x" * 40)
     assert serve.main(["--model", str(model)]) == 2
-    assert "needs REDIS_URL" in capsys.readouterr().err
+    assert "SANIC_WORKERS must be a whole number" in capsys.readouterr().err
+
+
+# ---- the database lock store ------------------------------------------------------------------
+
+
+async def test_a_second_message_waits_for_the_first(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "locks.db")
+    first_process, second_process = SQLLockStore(url), SQLLockStore(url)  # as two server processes
+    order: List[str] = []
+    released = asyncio.Event()
+
+    async def first() -> None:
+        async with first_process.lock("talker"):
+            order.append("first in")
+            await released.wait()
+            order.append("first out")
+
+    async def second() -> None:
+        await asyncio.sleep(0.05)
+        async with second_process.lock("talker"):
+            order.append("second in")
+
+    async def other_conversation() -> None:
+        await asyncio.sleep(0.05)
+        async with second_process.lock("someone else"):
+            order.append("other in")
+
+    tasks = [asyncio.create_task(job()) for job in (first, second, other_conversation)]
+    await asyncio.sleep(0.3)
+    assert order == ["first in", "other in"]  # another conversation is not held up
+    released.set()
+    await asyncio.gather(*tasks)
+    assert order == ["first in", "other in", "first out", "second in"]
+    assert first_process.get_lock("talker") is None  # every ticket is gone afterwards
+
+
+async def test_an_expired_ticket_blocks_nobody(tmp_path: Path) -> None:
+    store = SQLLockStore(sqlite_url(tmp_path / "locks.db"))
+    with store.engine.begin() as connection:  # a process died holding the lock
+        connection.execute(LOCKS.insert().values(conversation_id="talker", expires=time.time() - 1))
+    async with store.lock("talker"):
+        pass
+    with store.engine.connect() as connection:
+        assert connection.execute(LOCKS.select()).all() == []
+
+
+async def test_waiting_longer_than_the_lifetime_fails_cleanly(tmp_path: Path) -> None:
+    store = SQLLockStore(sqlite_url(tmp_path / "locks.db"))
+    async with store.lock("talker", lock_lifetime=30):
+        with pytest.raises(LockError):
+            async with store.lock("talker", lock_lifetime=0.2):
+                pytest.fail("entered a held lock")
+    assert store.get_lock("talker") is None
+
+
+def test_rasas_lock_interface_reads_and_writes_the_tickets(tmp_path: Path) -> None:
+    store = SQLLockStore(sqlite_url(tmp_path / "locks.db"))
+    later = time.time() + 60
+    store.save_lock(TicketLock("talker", [Ticket(7, later), Ticket(9, later)]))  # type: ignore[arg-type]
+    lock = store.get_lock("talker")
+    assert lock is not None and [t.number for t in lock.tickets] == [7, 9]
+    store.delete_lock("talker")
+    assert store.get_lock("talker") is None
+
+
+def _count_under_lock(url: str, counter: str, rounds: int) -> None:
+    """In its own process: reads a number from a file, waits, writes it + 1, each time under the lock."""
+
+    async def run() -> None:
+        store = SQLLockStore(url)
+        for _ in range(rounds):
+            async with store.lock("shared"):
+                value = int(Path(counter).read_text())
+                await asyncio.sleep(0.002)
+                Path(counter).write_text(str(value + 1))
+
+    asyncio.run(run())
+
+
+def test_two_processes_never_hold_the_same_conversation_at_once(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "locks.db")
+    SQLLockStore(url)  # creates the table before both start
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_count_under_lock, args=(url, str(counter), 40)) for _ in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    assert [process.exitcode for process in processes] == [0, 0]
+    assert counter.read_text() == "80"  # without the lock, increments are lost

@@ -1,9 +1,10 @@
 """Tests of the fixed socket.io channel (bot/channels/socketio.py).
 
 Unit tests call the registered ``session_request`` handlers directly; the
-end-to-end tests connect a real python-socketio client, first to a small Sanic
-app with a fake bot (no model needed), then to the real assistant
-(``live_server`` from tests/conftest.py).
+end-to-end tests connect a real python-socketio client (long-polling) to a small
+Sanic app with a fake bot (no model needed, one process), and a websocket client
+to the real assistant (``live_server`` from tests/conftest.py, two processes, so
+websocket only).
 """
 
 import asyncio
@@ -11,6 +12,7 @@ import json
 import uuid
 from typing import Any, Dict, List, Optional, Tuple, Type
 
+import aiohttp
 import pytest
 import socketio
 from websockets.legacy.client import connect as websocket_connect
@@ -113,6 +115,17 @@ def test_everything_else_is_rasas() -> None:
     assert set(channel.sio.handlers["/"]) == set(stock.sio.handlers["/"])
     for event in ("connect", "disconnect", "user_uttered"):
         assert channel.sio.handlers["/"][event].__qualname__.startswith("SocketIOInput.blueprint")
+
+
+@pytest.mark.parametrize(("processes", "transports"), [("1", ["polling", "websocket"]), ("2", ["websocket"])])
+def test_several_server_processes_mean_websocket_only(
+    processes: str, transports: List[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Long-polling requests of one session may reach different processes; a websocket cannot.
+    monkeypatch.setenv("SANIC_WORKERS", processes)
+    channel = SocketIOInput.from_credentials({"session_persistence": True})
+    channel.blueprint(_ignore)
+    assert channel.sio is not None and channel.sio.eio.transports == transports
 
 
 # ---- end to end ---------------------------------------------------------------------------------
@@ -235,15 +248,19 @@ async def _exchange_over_websocket(base_url: str, text: str, timeout: float) -> 
     return uttered
 
 
-async def test_live_socketio_answers(live_server: Any) -> None:
-    uttered = await _exchange(str(live_server.base_url), "hi", timeout=BOT_TIMEOUT)
-    assert uttered, (
-        "no bot_uttered event from the real assistant: credentials.yml must use "
-        "bot.channels.socketio.SocketIOInput, not the built-in `socketio:` (RasaHQ/rasa#13027)"
-    )
-    assert any(isinstance(m.get("text"), str) and m["text"].strip() for m in uttered)
+async def test_live_socketio_refuses_long_polling_clearly(live_server: Any) -> None:
+    # The live servers run two Rasa processes (tests/conftest.py), as `make run` does on 2 CPUs.
+    url = f"{live_server.base_url}/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url) as response:
+            assert response.status == 400
+            assert "Invalid transport" in await response.text()
 
 
 async def test_live_socketio_answers_over_websocket(live_server: Any) -> None:
     uttered = await _exchange_over_websocket(str(live_server.base_url), "hi", timeout=BOT_TIMEOUT)
+    assert uttered, (
+        "no bot_uttered event from the real assistant: credentials.yml must use "
+        "bot.channels.socketio.SocketIOInput, not the built-in `socketio:` (RasaHQ/rasa#13027)"
+    )
     assert any(isinstance(m.get("text"), str) and m["text"].strip() for m in uttered), uttered

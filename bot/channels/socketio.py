@@ -29,6 +29,7 @@ its use of the default namespace in this handler).
 """
 
 import logging
+import os
 import uuid
 from typing import Any, Awaitable, Callable, Dict, Optional
 
@@ -37,7 +38,17 @@ from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
 from sanic import Blueprint
 from socketio import AsyncServer
 
+from bot.lock_settings import LockStoreSettingsError, workers
+
 logger = logging.getLogger("rasa.core.channels.socketio")
+
+def server_processes() -> int:
+    """How many Rasa server processes run (``SANIC_WORKERS``, set by ``bot/serve.py``)."""
+    try:
+        return workers(os.environ)
+    except LockStoreSettingsError:  # bot/serve.py refuses it before Rasa starts
+        return 1
+
 
 SessionRequestHandler = Callable[[str, Optional[Dict[str, Any]]], Awaitable[None]]
 
@@ -63,6 +74,16 @@ class SocketIOInput(RasaSocketIOInput):
             handler=self.session_request_handler(sio),
             namespace=self.namespace,
         )
+        if server_processes() > 1:
+            # Long-polling sends each request of a session separately, and any of the server
+            # processes may take it; only the one that opened the session knows it. A websocket
+            # stays with one process. So with several processes, refuse long-polling clearly
+            # ("Invalid transport") rather than fail now and then ("Invalid session").
+            sio.eio.transports = ["websocket"]
+            logger.info(
+                "socket.io: websocket transport only, as several server processes run "
+                "(clients: transports: ['websocket']; or run with SANIC_WORKERS=1 for long-polling)"
+            )
         return socketio_webhook
 
     def session_request_handler(self, sio: AsyncServer) -> SessionRequestHandler:
