@@ -51,6 +51,18 @@ def workers(environ: Mapping[str, str]) -> int:
     return int(value)
 
 
+def server_processes(environ: Optional[Mapping[str, str]] = None) -> int:
+    """How many Rasa server processes run, for code inside them (1 if the setting is bad).
+
+    Args:
+        environ: the environment (default: this process's).
+    """
+    try:
+        return workers(os.environ if environ is None else environ)
+    except LockStoreSettingsError:  # bot/serve.py refuses it before Rasa starts
+        return 1
+
+
 def lock_backend(environ: Mapping[str, str]) -> str:
     """Where the locks live: ``MEMORY`` (one process), ``REDIS`` (``REDIS_URL``) or ``SQL``.
 

@@ -16,6 +16,10 @@ behaviour exactly:
   ``KEEPALIVE_S`` idle seconds (shorter than the action server's own 5 s, so the client never
   sends on a connection the server is closing). The sessions are closed when the server stops.
   Headers, basic auth, token and time-out are the endpoint's, as before.
+- **Connections spread over the server processes.** With ``SANIC_WORKERS`` above 1, the app
+  gets ``bot.balance.ConnectionBalancer``: a process holding two or more kept-alive connections
+  more than the least busy one closes a connection after its response, so that the client's next
+  connection lands on a free process (see ``bot/balance.py`` for why Sanic needs this).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from typing import Any, Dict, MutableMapping
 
 import aiohttp
 from rasa.utils.endpoints import EndpointConfig
+
+from bot.balance import ConnectionBalancer
+from bot.lock_settings import server_processes
 
 DOCS_HINT = (
     ". Failed to validate Action server response from API, make sure your response from the "
@@ -122,6 +129,19 @@ def _close_resources_too(original: Any) -> Any:
     return close_resources
 
 
+def _configure_app_too(original: Any) -> Any:
+    @functools.wraps(original)
+    def configure_app(*args: Any, **kwargs: Any) -> Any:
+        app = original(*args, **kwargs)
+        processes = server_processes()
+        if processes > 1:
+            ConnectionBalancer(processes).install(app)
+        return app
+
+    configure_app.__wrapped_by_lancs__ = True  # type: ignore[attr-defined]
+    return configure_app
+
+
 def apply_fixes() -> None:
     """Applies the fixes to the Rasa classes in this process (safe to call more than once)."""
     import rasa.core.run
@@ -129,6 +149,8 @@ def apply_fixes() -> None:
 
     RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
     EndpointConfig.session = _kept_session  # type: ignore[method-assign]
+    if not getattr(rasa.core.run.configure_app, "__wrapped_by_lancs__", False):
+        rasa.core.run.configure_app = _configure_app_too(rasa.core.run.configure_app)
     if not getattr(rasa.core.run.close_resources, "__wrapped_by_lancs__", False):
         rasa.core.run.close_resources = _close_resources_too(rasa.core.run.close_resources)
 

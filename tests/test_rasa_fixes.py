@@ -14,9 +14,24 @@ GOOD = {"events": [{"event": "slot", "name": "last_topic", "value": "plan"}], "r
 BAD = {"events": "not a list", "responses": []}
 
 
+@pytest.fixture
+def rasa_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Undoes ``apply_fixes`` after the test, so that other tests see Rasa unchanged."""
+    import rasa.core.run
+    from rasa.utils.endpoints import EndpointConfig
+
+    for owner, name in (
+        (rasa.core.run, "configure_app"),
+        (rasa.core.run, "close_resources"),
+        (EndpointConfig, "session"),
+        (RemoteAction, "_validate_action_result"),
+    ):
+        monkeypatch.setattr(owner, name, getattr(owner, name))
+
+
 @pytest.mark.parametrize("apply", [False, True])
-def test_action_replies_are_checked_the_same_way_before_and_after(apply: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(RemoteAction, "_validate_action_result", RemoteAction._validate_action_result)
+@pytest.mark.usefixtures("rasa_as_it_was")
+def test_action_replies_are_checked_the_same_way_before_and_after(apply: bool) -> None:
     if apply:
         rasa_main.apply_fixes()
         assert RemoteAction._validate_action_result is rasa_main._validate_action_result
@@ -31,11 +46,11 @@ def test_the_validator_is_built_once() -> None:
     assert rasa_main._action_response_validator() is rasa_main._action_response_validator()
 
 
-async def test_an_endpoint_keeps_its_connection_between_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("rasa_as_it_was")
+async def test_an_endpoint_keeps_its_connection_between_requests() -> None:
     from aiohttp import web
     from rasa.utils.endpoints import EndpointConfig
 
-    monkeypatch.setattr(EndpointConfig, "session", EndpointConfig.session)
     peers: List[Any] = []
 
     async def webhook(request: web.Request) -> web.Response:
@@ -93,3 +108,19 @@ async def test_rasas_own_endpoint_opens_a_connection_per_request() -> None:
         assert len(set(peers)) == 2
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize(("processes", "balanced"), [("1", False), ("2", True)])
+@pytest.mark.usefixtures("rasa_as_it_was")
+def test_several_server_processes_get_the_connection_balancer(
+    processes: str, balanced: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rasa.core.run
+    from sanic import Sanic
+
+    monkeypatch.setattr(Sanic, "test_mode", True)
+    monkeypatch.setenv("SANIC_WORKERS", processes)
+    rasa_main.apply_fixes()
+    app = rasa.core.run.configure_app(input_channels=[])
+    middleware = [getattr(m, "__qualname__", "") for m in app.response_middleware]
+    assert any("ConnectionBalancer" in name for name in middleware) is balanced

@@ -29,7 +29,6 @@ its use of the default namespace in this handler).
 """
 
 import logging
-import os
 import uuid
 from typing import Any, Awaitable, Callable, Dict, Optional
 
@@ -38,17 +37,9 @@ from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
 from sanic import Blueprint
 from socketio import AsyncServer
 
-from bot.lock_settings import LockStoreSettingsError, workers
+from bot.lock_settings import server_processes
 
 logger = logging.getLogger("rasa.core.channels.socketio")
-
-def server_processes() -> int:
-    """How many Rasa server processes run (``SANIC_WORKERS``, set by ``bot/serve.py``)."""
-    try:
-        return workers(os.environ)
-    except LockStoreSettingsError:  # bot/serve.py refuses it before Rasa starts
-        return 1
-
 
 SessionRequestHandler = Callable[[str, Optional[Dict[str, Any]]], Awaitable[None]]
 
