@@ -40,11 +40,13 @@ LOCK_PLACES = {MEMORY: "memory", SQL: "the tracker database", REDIS: "Redis"}
 START_TIMEOUT_SECONDS = 180.0
 
 
-def settings(environ: Dict[str, str]) -> Dict[str, str]:
+def settings(environ: Dict[str, str], shell: bool = False) -> Dict[str, str]:
     """Returns the environment for both servers, with every default filled in.
 
     Args:
         environ: the environment this process was started with.
+        shell: for the command-line shell, which always runs as one process (each Rasa server
+            process would read the terminal).
 
     Returns:
         A new environment. The caller's values always win over the defaults.
@@ -59,7 +61,9 @@ def settings(environ: Dict[str, str]) -> Dict[str, str]:
     env.setdefault("RASA_TELEMETRY_ENABLED", "false")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
-    if not env.get("SANIC_WORKERS", "").strip():
+    if shell:
+        env["SANIC_WORKERS"] = "1"
+    elif not env.get("SANIC_WORKERS", "").strip():
         env["SANIC_WORKERS"] = str(default_workers())
     if not env.get("WIDGET_SECRET"):
         env["WIDGET_SECRET"] = local_secret(VAR / "widget_secret")
@@ -194,7 +198,7 @@ def main(argv: List[str]) -> int:
     if not args.model.exists():
         print(f"error: no trained model at {args.model}. Run `make train` first.", file=sys.stderr)
         return 2
-    env = settings(dict(os.environ))
+    env = settings(dict(os.environ), shell=args.shell)
     try:
         lock_backend(env)
     except LockStoreSettingsError as error:

@@ -58,6 +58,8 @@ def test_the_default_is_one_process_per_cpu_within_limits() -> None:
     env = serve.settings({"WIDGET_SECRET": "x" * 40})
     assert env["SANIC_WORKERS"] == str(default_workers())
     assert serve.settings({"WIDGET_SECRET": "x" * 40, "SANIC_WORKERS": "1"})["SANIC_WORKERS"] == "1"
+    # The shell is one person at a terminal: several processes would all read it.
+    assert serve.settings({"WIDGET_SECRET": "x" * 40, "SANIC_WORKERS": "3"}, shell=True)["SANIC_WORKERS"] == "1"
 
 
 def test_redis_url_is_read() -> None:
