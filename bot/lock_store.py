@@ -51,6 +51,17 @@ LOCKS = sa.Table(
 )
 
 
+# The statements of every message, built once (SQLAlchemy then reuses their compiled form).
+_CLEAR_EXPIRED = LOCKS.delete().where(
+    LOCKS.c.conversation_id == sa.bindparam("conversation"), LOCKS.c.expires < sa.bindparam("now")
+)
+_ISSUE = LOCKS.insert().values(conversation_id=sa.bindparam("conversation"), expires=sa.bindparam("expires"))
+_FIRST = sa.select(sa.func.min(LOCKS.c.ticket)).where(
+    LOCKS.c.conversation_id == sa.bindparam("conversation"), LOCKS.c.expires >= sa.bindparam("now")
+)
+_RELEASE = LOCKS.delete().where(LOCKS.c.ticket == sa.bindparam("ticket"))
+
+
 class SQLLockStore(LockStore):
     """Conversation locks shared by every process that uses the same database."""
 
@@ -86,48 +97,47 @@ class SQLLockStore(LockStore):
             LockError: the database failed, or the earlier messages held the lock for longer
                 than ``lock_lifetime``.
         """
-        ticket, expires = self._issue_ticket(conversation_id, lock_lifetime)
+        ticket, expires, first = self._issue_ticket(conversation_id, lock_lifetime)
         try:
             deadline = time.monotonic() + lock_lifetime
-            while not self._is_first(conversation_id, ticket):
+            while not first:
                 if time.monotonic() > deadline:
                     raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
                 await asyncio.sleep(min(wait_time_in_seconds, POLL_S))
+                first = self._is_first(conversation_id, ticket)
             yield TicketLock(conversation_id, deque([Ticket(ticket, expires)]))
         finally:
             try:
-                self._run(LOCKS.delete().where(LOCKS.c.ticket == ticket))
+                self._run(_RELEASE, ticket=ticket)
             except sa.exc.SQLAlchemyError as error:  # the ticket expires on its own
                 logger.warning(f"Could not release the lock of a conversation: {type(error).__name__}")
 
-    def _issue_ticket(self, conversation_id: Text, lock_lifetime: float) -> "tuple[int, float]":
+    def _issue_ticket(self, conversation_id: Text, lock_lifetime: float) -> "tuple[int, float, bool]":
+        """Draws a ticket; returns it, when it expires, and whether it is first in line already."""
         now = time.time()
         expires = now + lock_lifetime
         try:
             with self.engine.begin() as connection:
-                connection.execute(
-                    LOCKS.delete().where(LOCKS.c.conversation_id == conversation_id, LOCKS.c.expires < now)
-                )
-                result = connection.execute(LOCKS.insert().values(conversation_id=conversation_id, expires=expires))
-                return int(result.inserted_primary_key[0]), expires
+                connection.execute(_CLEAR_EXPIRED, {"conversation": conversation_id, "now": now})
+                result = connection.execute(_ISSUE, {"conversation": conversation_id, "expires": expires})
+                ticket = int(result.inserted_primary_key[0])
+                first = connection.execute(_FIRST, {"conversation": conversation_id, "now": now}).scalar()
         except sa.exc.SQLAlchemyError as error:
             raise LockError(f"Error while acquiring lock. Error:\n{error}") from error
+        return ticket, expires, first is None or int(first) >= ticket
 
     def _is_first(self, conversation_id: Text, ticket: int) -> bool:
         """Whether no unexpired ticket of the conversation is older than ``ticket``."""
-        query = sa.select(sa.func.min(LOCKS.c.ticket)).where(
-            LOCKS.c.conversation_id == conversation_id, LOCKS.c.expires >= time.time()
-        )
         try:
             with self.engine.connect() as connection:
-                first = connection.execute(query).scalar()
+                first = connection.execute(_FIRST, {"conversation": conversation_id, "now": time.time()}).scalar()
         except sa.exc.SQLAlchemyError as error:
             raise LockError(f"Error while acquiring lock. Error:\n{error}") from error
         return first is None or int(first) >= ticket
 
-    def _run(self, statement: Any) -> None:
+    def _run(self, statement: Any, **parameters: Any) -> None:
         with self.engine.begin() as connection:
-            connection.execute(statement)
+            connection.execute(statement, parameters)
 
     # Rasa's LockStore interface, for anything that reads or writes a lock as a whole.
 

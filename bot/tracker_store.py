@@ -83,7 +83,8 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from rasa.shared.utils.common import all_subclasses
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import sessionmaker
 
 from bot.sql_engine import engine_for, is_sqlite_file
 
@@ -108,6 +109,22 @@ CHECKPOINTS = sa.Table(
     sa.Column("state", sa.Text, nullable=False),
     sa.Index(f"ix_{CHECKPOINT_TABLE}_sender_event", "sender_id", "event_id"),
 )
+
+# The statements of every message, built once (SQLAlchemy then reuses their compiled form).
+EVENTS = SQLTrackerStore.SQLEvent.__table__
+_TAIL = (
+    sa.select(EVENTS.c.id, EVENTS.c.type_name, EVENTS.c.timestamp, EVENTS.c.data)
+    .where(EVENTS.c.sender_id == sa.bindparam("sender"))
+    .order_by(EVENTS.c.id.desc())
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+_CHECKPOINTS_BETWEEN = sa.select(CHECKPOINTS.c.event_id, CHECKPOINTS.c.state).where(
+    CHECKPOINTS.c.sender_id == sa.bindparam("sender"),
+    CHECKPOINTS.c.event_id >= sa.bindparam("first"),
+    CHECKPOINTS.c.event_id <= sa.bindparam("last"),
+)
+_INSERT_EVENTS = EVENTS.insert()
+_INSERT_CHECKPOINT = CHECKPOINTS.insert()
 
 # Event classes by type name, filled on first use (see `_event_class`).
 _EVENT_CLASSES: Dict[str, Type[Event]] = {}
@@ -280,8 +297,8 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         Returns:
             The tracker, or None if the conversation has no events.
         """
-        with self.session_scope() as session:
-            loaded = self._load_window(session, sender_id)
+        with self.engine.connect() as connection:
+            loaded = self._load_window(connection, sender_id)
         if loaded is None:
             return None
         prefix, window = loaded
@@ -321,28 +338,26 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         Args:
             tracker: the tracker to store.
         """
-        with self.session_scope() as session:
-            already = stored_event_count(tracker)
-            if already is None:
+        already = stored_event_count(tracker)
+        if already is None:
+            with self.session_scope() as session:
                 new_events = list(self._additional_events(session, tracker))
-            else:
-                new_events = list(itertools.islice(tracker.events, already, None))
-            rows = [self._event_row(tracker.sender_id, event) for event in new_events]
-            state = _checkpoint_state(tracker, new_events)
-            table = self.SQLEvent.__table__
+        else:
+            new_events = list(itertools.islice(tracker.events, already, None))
+        rows = [self._event_row(tracker.sender_id, event) for event in new_events]
+        state = _checkpoint_state(tracker, new_events)
+        with self.engine.begin() as connection:
             if state is None:
                 if rows:
-                    session.execute(table.insert(), rows)
+                    connection.execute(_INSERT_EVENTS, rows)
             else:
                 if len(rows) > 1:
-                    session.execute(table.insert(), rows[:-1])
-                last = session.execute(table.insert().values(**rows[-1]))  # one row: its id is known
-                session.execute(
-                    CHECKPOINTS.insert().values(
-                        event_id=last.inserted_primary_key[0], sender_id=tracker.sender_id, state=state
-                    )
+                    connection.execute(_INSERT_EVENTS, rows[:-1])
+                last = connection.execute(_INSERT_EVENTS, rows[-1])  # one row: its id is known
+                connection.execute(
+                    _INSERT_CHECKPOINT,
+                    {"event_id": last.inserted_primary_key[0], "sender_id": tracker.sender_id, "state": state},
                 )
-            session.commit()
         _mark_stored(tracker, len(tracker.events))
         logger.debug(f"Stored {len(new_events)} new events for '{tracker.sender_id}'")
         if self.event_broker is not None and new_events:
@@ -362,16 +377,16 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
             "data": json.dumps(data),
         }
 
-    def _load_window(self, session: Session, sender_id: Text) -> Optional[Tuple[List[Event], List[Event]]]:
+    def _load_window(self, connection: Connection, sender_id: Text) -> Optional[Tuple[List[Event], List[Event]]]:
         """Finds the window: returns (rebuilt slot events, window events), or None if no events."""
         limit = self.max_events
         while True:
-            stored, complete = self._load_tail(session, sender_id, limit)
+            stored, complete = self._load_tail(connection, sender_id, limit)
             if complete and not stored:
                 return None
             if complete and len(stored) <= self.max_events:
                 return [], [item.event for item in stored]
-            chosen = self._choose_window(session, sender_id, stored)
+            chosen = self._choose_window(connection, sender_id, stored)
             if chosen is not None:
                 return chosen
             if complete:
@@ -379,20 +394,13 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
                 return [], [item.event for item in stored]
             limit *= 4
 
-    def _load_tail(self, session: Session, sender_id: Text, limit: int) -> Tuple[List[_StoredEvent], bool]:
+    def _load_tail(self, connection: Connection, sender_id: Text, limit: int) -> Tuple[List[_StoredEvent], bool]:
         """The latest ``limit`` events of the latest session, oldest first.
 
         Returns:
             The events, and whether they reach back to the start of the session.
         """
-        table = self.SQLEvent
-        rows = (
-            session.query(table.id, table.type_name, table.timestamp, table.data)
-            .filter(table.sender_id == sender_id)
-            .order_by(table.id.desc())
-            .limit(limit)
-            .all()
-        )
+        rows = connection.execute(_TAIL, {"sender": sender_id, "limit": limit}).all()
         complete = len(rows) < limit
         rows.reverse()
         start = 0
@@ -408,13 +416,13 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         return stored, complete
 
     def _choose_window(
-        self, session: Session, sender_id: Text, stored: Sequence[_StoredEvent]
+        self, connection: Connection, sender_id: Text, stored: Sequence[_StoredEvent]
     ) -> Optional[Tuple[List[Event], List[Event]]]:
         """Picks where the window starts among ``stored`` (see the module's docstring)."""
         starts = [index for index, item in enumerate(stored) if _is_listen(item.event)]
         if not starts:
             return None
-        checkpoints = self._checkpoints(session, sender_id, stored[starts[0]].row_id, stored[starts[-1]].row_id)
+        checkpoints = self._checkpoints(connection, sender_id, stored[starts[0]].row_id, stored[starts[-1]].row_id)
         total = len(stored)
         candidates = [i for i in starts if stored[i].row_id in checkpoints]
         # The longest window that fits, else the shortest one that is longer.
@@ -429,15 +437,9 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         return None
 
     @staticmethod
-    def _checkpoints(session: Session, sender_id: Text, first_id: int, last_id: int) -> Dict[int, str]:
+    def _checkpoints(connection: Connection, sender_id: Text, first_id: int, last_id: int) -> Dict[int, str]:
         """The checkpoints of the conversation between two ``events`` row ids, by row id."""
-        rows = session.execute(
-            sa.select(CHECKPOINTS.c.event_id, CHECKPOINTS.c.state).where(
-                CHECKPOINTS.c.sender_id == sender_id,
-                CHECKPOINTS.c.event_id >= first_id,
-                CHECKPOINTS.c.event_id <= last_id,
-            )
-        )
+        rows = connection.execute(_CHECKPOINTS_BETWEEN, {"sender": sender_id, "first": first_id, "last": last_id})
         return {int(event_id): str(state) for event_id, state in rows}
 
     def _rebuilt_state(self, state_json: str, timestamp: Optional[float]) -> List[Event]:
