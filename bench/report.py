@@ -44,6 +44,7 @@ SKIP = "SKIP"
 CONCURRENCY_PLOT = "latency_vs_concurrency.png"
 TURN_PLOT = "latency_vs_turn.png"
 LATEST_MD = "latest.md"
+LEVERS_FILE = Path(__file__).resolve().parent / "levers.md"
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -334,12 +335,14 @@ def _get(mapping: Optional[Mapping[str, Any]], key: str) -> Optional[float]:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def render_markdown(result: Mapping[str, Any], checks: Sequence[Mapping[str, str]]) -> str:
+def render_markdown(result: Mapping[str, Any], checks: Sequence[Mapping[str, str]], levers: str = "") -> str:
     """Renders the short Markdown report.
 
     Args:
         result: the benchmark result (see the module docstring).
         checks: the output of ``evaluate_targets(result)``.
+        levers: Markdown saying which speed levers the assistant uses and what each bought
+            (``bench/levers.md``), added at the end.
 
     Returns:
         The Markdown text, ending in a newline.
@@ -432,6 +435,8 @@ def render_markdown(result: Mapping[str, Any], checks: Sequence[Mapping[str, str
     notes = meta.get("notes") or []
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
+    if levers:
+        lines += ["", "## Levers used, and what each bought", "", levers.strip()]
     lines += ["", f"![latency vs concurrency]({CONCURRENCY_PLOT})", "", f"![latency vs turn]({TURN_PLOT})", ""]
     return "\n".join(lines)
 
@@ -475,7 +480,8 @@ def write_report(result: Mapping[str, Any], results_dir: Path, stamp: str, plots
     full["targets"] = checks
     paths = {"json": results_dir / f"{stamp}.json", "markdown": results_dir / LATEST_MD}
     paths["json"].write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    paths["markdown"].write_text(render_markdown(result, checks), encoding="utf-8")
+    levers = LEVERS_FILE.read_text(encoding="utf-8") if LEVERS_FILE.exists() else ""
+    paths["markdown"].write_text(render_markdown(result, checks, levers), encoding="utf-8")
     if plots:
         paths["concurrency_plot"] = results_dir / CONCURRENCY_PLOT
         paths["turn_plot"] = results_dir / TURN_PLOT

@@ -295,3 +295,10 @@ def test_summarise_profile_ranks_self_time_and_busy_paths() -> None:
     busy = lines[lines.index("inclusive (3-80 %):") + 1 :]
     assert busy == [" 60.0%  parse (c.py:3)", " 30.0%  save (d.py:4)"]
     assert summarise_profile("") == ["(no samples)"]
+
+
+def test_the_report_says_which_levers_were_used(tmp_path: Path) -> None:
+    paths = report.write_report(_result(), tmp_path, "20261125-000000", plots=False)
+    text = paths["markdown"].read_text(encoding="utf-8")
+    assert "## Levers used, and what each bought" in text
+    assert report.LEVERS_FILE.read_text(encoding="utf-8").strip().splitlines()[0] in text
