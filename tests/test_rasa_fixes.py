@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, List
+import contextlib
+from typing import Any, AsyncIterator, Dict, List, Tuple
 
 import pytest
 from jsonschema import ValidationError
@@ -46,17 +47,22 @@ def test_the_validator_is_built_once() -> None:
     assert rasa_main._action_response_validator() is rasa_main._action_response_validator()
 
 
-@pytest.mark.usefixtures("rasa_as_it_was")
-async def test_an_endpoint_keeps_its_connection_between_requests() -> None:
+@contextlib.asynccontextmanager
+async def webhook_server(reply: Dict[str, Any]) -> AsyncIterator[Tuple[str, List[Any], List[Any]]]:
+    """A local HTTP server answering POST /webhook with ``reply``.
+
+    Yields:
+        Its URL, the peer (client address and port) of each request, and each request's headers.
+    """
     from aiohttp import web
-    from rasa.utils.endpoints import EndpointConfig
 
     peers: List[Any] = []
+    headers: List[Any] = []
 
     async def webhook(request: web.Request) -> web.Response:
         peers.append(request.transport.get_extra_info("peername") if request.transport else None)
-        assert request.headers.get("X-Check") == "kept"
-        return web.json_response({"events": [], "responses": []})
+        headers.append(request.headers)
+        return web.json_response(reply)
 
     app = web.Application()
     app.router.add_post("/webhook", webhook)
@@ -66,48 +72,40 @@ async def test_an_endpoint_keeps_its_connection_between_requests() -> None:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        endpoint = EndpointConfig(f"http://127.0.0.1:{port}/webhook", headers={"X-Check": "kept"})
+        yield f"http://127.0.0.1:{port}/webhook", peers, headers
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.usefixtures("rasa_as_it_was")
+async def test_an_endpoint_keeps_its_connection_between_requests() -> None:
+    from rasa.utils.endpoints import EndpointConfig
+
+    async with webhook_server(GOOD) as (url, peers, headers):
+        endpoint = EndpointConfig(url, headers={"X-Check": "kept"})
         rasa_main.apply_fixes()
         for _ in range(3):
-            assert await endpoint.request(json={"next_action": "x"}, method="post") == {"events": [], "responses": []}
+            assert await endpoint.request(json={"next_action": "x"}, method="post") == GOOD
         assert len(peers) == 3 and len(set(peers)) == 1, f"a new connection per request: {peers}"
+        assert all(seen.get("X-Check") == "kept" for seen in headers)
         await rasa_main.close_kept_sessions()
         assert all(session.closed for session in endpoint.__dict__[rasa_main._KEPT_ATTRIBUTE].values())
         # After closing (a server restart in the same loop), a new session is made on demand.
-        assert await endpoint.request(json={}, method="post") == {"events": [], "responses": []}
+        assert await endpoint.request(json={}, method="post") == GOOD
         await rasa_main.close_kept_sessions()
-    finally:
-        await runner.cleanup()
 
 
-async def test_rasas_own_endpoint_opens_a_connection_per_request() -> None:
+@pytest.mark.usefixtures("rasa_as_it_was")
+async def test_rasas_own_endpoint_opens_a_connection_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
     # What the fix is for: if Rasa ever keeps its connections itself, this fails and the fix can go.
-    from aiohttp import web
     from rasa.utils.endpoints import EndpointConfig
 
-    peers: List[Any] = []
-
-    async def webhook(request: web.Request) -> web.Response:
-        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
-        return web.json_response({})
-
-    app = web.Application()
-    app.router.add_post("/webhook", webhook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        endpoint = EndpointConfig(f"http://127.0.0.1:{port}/webhook")
-        original = rasa_main._ORIGINAL_SESSION
+    monkeypatch.setattr(EndpointConfig, "session", rasa_main._ORIGINAL_SESSION)
+    async with webhook_server(GOOD) as (url, peers, _headers):
+        endpoint = EndpointConfig(url)
         for _ in range(2):
-            async with original(endpoint) as session:
-                async with session.post(endpoint.url, json={}) as response:
-                    assert response.status == 200
-        assert len(set(peers)) == 2
-    finally:
-        await runner.cleanup()
+            assert await endpoint.request(json={}, method="post") == GOOD
+    assert len(set(peers)) == 2
 
 
 @pytest.mark.parametrize(("processes", "balanced"), [("1", False), ("2", True)])
