@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 REDIS_DEFAULT_PORT = 6379
@@ -30,12 +31,22 @@ class LockStoreSettingsError(ValueError):
     """``REDIS_URL``, ``SANIC_WORKERS`` or ``TRACKER_DB_URL`` cannot be used; the message says which and why."""
 
 
-def default_workers() -> int:
-    """One Rasa server process per CPU this process may run on, at most ``MAX_DEFAULT_WORKERS``."""
+def default_workers(cgroup_cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
+    """One Rasa server process per CPU this process may use, at most ``MAX_DEFAULT_WORKERS``.
+
+    The CPUs it may use: those it may run on, or fewer if a container's CPU quota (cgroup v2
+    ``cpu.max``, e.g. ``"150000 100000"`` for 1.5 CPUs) says so, rounded up.
+    """
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
         cpus = os.cpu_count() or 1
+    try:
+        quota, period = Path(cgroup_cpu_max).read_text(encoding="ascii").split()[:2]
+        if quota != "max" and int(period) > 0:
+            cpus = min(cpus, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota: the CPUs above
     return max(1, min(cpus, MAX_DEFAULT_WORKERS))
 
 

@@ -32,7 +32,7 @@ from rasa.core.lock import Ticket, TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, InMemoryLockStore, LockError, LockStore, RedisLockStore
 
 from bot.lock_settings import REDIS, SQL, lock_backend, redis_settings
-from bot.sql_engine import engine_for
+from bot.sql_engine import create_tables, engine_for
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ LOCKS = sa.Table(
     sa.Column("conversation_id", sa.String(255), nullable=False),
     sa.Column("expires", sa.Float, nullable=False),
     sa.Index(f"ix_{LOCK_TABLE}_conversation", "conversation_id", "ticket"),
+    sqlite_autoincrement=True,  # never hand out a number again, even the latest one's
 )
 
 
@@ -59,7 +60,17 @@ _ISSUE = LOCKS.insert().values(conversation_id=sa.bindparam("conversation"), exp
 _FIRST = sa.select(sa.func.min(LOCKS.c.ticket)).where(
     LOCKS.c.conversation_id == sa.bindparam("conversation"), LOCKS.c.expires >= sa.bindparam("now")
 )
-_RELEASE = LOCKS.delete().where(LOCKS.c.ticket == sa.bindparam("ticket"))
+# Only this ticket's own row: never another's, even if a database reused the number.
+_RELEASE = LOCKS.delete().where(
+    LOCKS.c.ticket == sa.bindparam("ticket"),
+    LOCKS.c.conversation_id == sa.bindparam("conversation"),
+    LOCKS.c.expires == sa.bindparam("expires"),
+)
+# PostgreSQL: draw tickets of one conversation one transaction at a time, so that ticket order is
+# commit order (a sequence hands out numbers before commit). SQLite's single writer does this.
+_SERIALISE_POSTGRESQL = sa.text("SELECT pg_advisory_xact_lock(hashtext(:conversation))")
+# How long a waiting message pauses between looks: from POLL_S, doubling up to POLL_MAX_S.
+POLL_MAX_S = 0.2
 
 
 class SQLLockStore(LockStore):
@@ -72,11 +83,7 @@ class SQLLockStore(LockStore):
             url: an SQLAlchemy URL, usually the tracker store's (``TRACKER_DB_URL``).
         """
         self.engine = engine_for(url)
-        try:
-            _METADATA.create_all(self.engine)
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as error:
-            # Server processes starting together may race to create the table; one of them wins.
-            logger.debug(f"Could not create the table '{LOCK_TABLE}': {error}")
+        create_tables(self.engine, _METADATA)
         super().__init__()
 
     @contextlib.asynccontextmanager
@@ -100,15 +107,17 @@ class SQLLockStore(LockStore):
         ticket, expires, first = self._issue_ticket(conversation_id, lock_lifetime)
         try:
             deadline = time.monotonic() + lock_lifetime
+            pause = min(wait_time_in_seconds, POLL_S)
             while not first:
                 if time.monotonic() > deadline:
                     raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
-                await asyncio.sleep(min(wait_time_in_seconds, POLL_S))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, wait_time_in_seconds, POLL_MAX_S)
                 first = self._is_first(conversation_id, ticket)
             yield TicketLock(conversation_id, deque([Ticket(ticket, expires)]))
         finally:
             try:
-                self._run(_RELEASE, ticket=ticket)
+                self._run(_RELEASE, ticket=ticket, conversation=conversation_id, expires=expires)
             except sa.exc.SQLAlchemyError as error:  # the ticket expires on its own
                 logger.warning(f"Could not release the lock of a conversation: {type(error).__name__}")
 
@@ -118,6 +127,8 @@ class SQLLockStore(LockStore):
         expires = now + lock_lifetime
         try:
             with self.engine.begin() as connection:
+                if self.engine.dialect.name == "postgresql":
+                    connection.execute(_SERIALISE_POSTGRESQL, {"conversation": conversation_id})
                 connection.execute(_CLEAR_EXPIRED, {"conversation": conversation_id, "now": now})
                 result = connection.execute(_ISSUE, {"conversation": conversation_id, "expires": expires})
                 ticket = int(result.inserted_primary_key[0])

@@ -98,7 +98,8 @@ def _kept_session(self: Any) -> Any:
             headers=self.headers,
             auth=auth,
             timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
-            connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_S),
+            # No cap on connections (limit=0), as before, when every request had its own session.
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S),
         )
         kept[loop] = session
         _OPEN_SESSIONS.add(session)

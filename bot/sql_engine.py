@@ -61,3 +61,21 @@ def engine_for(url: Union[str, URL]) -> Engine:
     )
     sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def create_tables(engine: Engine, metadata: sa.MetaData) -> None:
+    """Creates the tables of ``metadata`` that are missing.
+
+    Server processes starting together may race to create them: the losers get an error from the
+    database (PostgreSQL: a duplicate type, SQLite: table exists) while the winner creates them.
+    That error is ignored when the tables are there afterwards, and raised when they are not.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the tables could not be created.
+    """
+    try:
+        metadata.create_all(engine)
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+        existing = set(sa.inspect(engine).get_table_names())
+        if not set(metadata.tables) <= existing:
+            raise

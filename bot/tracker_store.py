@@ -86,7 +86,7 @@ from rasa.shared.utils.common import all_subclasses
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import sessionmaker
 
-from bot.sql_engine import engine_for, is_sqlite_file
+from bot.sql_engine import create_tables, engine_for, is_sqlite_file
 
 logger = logging.getLogger(__name__)
 
@@ -272,11 +272,9 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         super().__init__(domain=domain, **kwargs)
         if is_sqlite_file(self.engine.url):
             self._keep_sqlite_connections()
-        try:
-            _METADATA.create_all(self.engine)
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError) as error:
-            # Replicas starting together may race to create the table; one of them wins.
-            logger.warning(f"Could not create the table '{CHECKPOINT_TABLE}': {error}")
+        create_tables(self.engine, _METADATA)
+        with self.session_scope():
+            pass  # Rasa's check that the PostgreSQL schema exists (retrieve and save skip it)
 
     def _keep_sqlite_connections(self) -> None:
         """Reuses SQLite connections, in WAL mode, instead of opening the file for every message.

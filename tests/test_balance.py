@@ -9,6 +9,7 @@ from typing import List, Tuple
 import pytest
 from sanic import Sanic, response
 
+from bot import balance
 from bot.balance import ConnectionBalancer, should_shed
 from tests.browser import harness
 
@@ -67,4 +68,29 @@ async def test_a_process_holding_more_connections_than_the_others_closes_one() -
     finally:
         for _, writer in connections:
             writer.close()
+        await asyncio.to_thread(server.stop)
+
+
+async def test_a_process_publishes_its_count_also_when_it_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Otherwise a process whose clients have all left would look busy to the others for ever.
+    monkeypatch.setattr(balance, "PUBLISH_EVERY_S", 0.05)
+    app = Sanic(f"balance_test_{uuid.uuid4().hex[:8]}", configure_logging=False)
+
+    @app.get("/")
+    async def hello(_request: object) -> response.HTTPResponse:
+        return response.text("hi")
+
+    balancer = ConnectionBalancer(2)
+    balancer.install(app)
+    server = await asyncio.to_thread(harness.ServerThread(app).start)
+    try:
+        connections = [await _open(server.port) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        await _ask(connections[0])
+        assert list(balancer.counts)[0] == 3
+        for _, writer in connections:
+            writer.close()
+        await asyncio.sleep(0.5)
+        assert list(balancer.counts)[0] == 0
+    finally:
         await asyncio.to_thread(server.stop)

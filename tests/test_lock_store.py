@@ -6,7 +6,7 @@ import asyncio
 import multiprocessing
 import time
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import pytest
 from rasa.core.lock import Ticket, TicketLock
@@ -194,3 +194,47 @@ def test_two_processes_never_hold_the_same_conversation_at_once(tmp_path: Path) 
         process.join(120)
     assert [process.exitcode for process in processes] == [0, 0]
     assert counter.read_text() == "80"  # without the lock, increments are lost
+
+
+@pytest.mark.parametrize(("cpu_max", "expected"), [("150000 100000", 2), ("50000 100000", 1), ("max 100000", None)])
+def test_a_container_cpu_quota_caps_the_default(tmp_path: Path, cpu_max: str, expected: Optional[int]) -> None:
+    quota = tmp_path / "cpu.max"
+    quota.write_text(cpu_max + "\n")
+    unlimited = default_workers(str(tmp_path / "none"))
+    assert default_workers(str(quota)) == (min(unlimited, expected) if expected else unlimited)
+
+
+async def test_a_late_holder_never_releases_the_next_ones_lock(tmp_path: Path) -> None:
+    # A holds the lock past its lifetime; B goes ahead; C must still wait for B, however late A ends.
+    store = SQLLockStore(sqlite_url(tmp_path / "locks.db"))
+    order: List[str] = []
+
+    async def hold(name: str, start: float, lifetime: float, length: float) -> None:
+        await asyncio.sleep(start)
+        async with store.lock("talker", lock_lifetime=lifetime):
+            order.append(f"{name} in")
+            await asyncio.sleep(length)
+            order.append(f"{name} out")
+
+    await asyncio.gather(hold("A", 0, 0.1, 0.3), hold("B", 0.15, 30, 0.4), hold("C", 0.35, 30, 0))
+    assert order == ["A in", "B in", "A out", "B out", "C in", "C out"]
+
+
+def test_tables_made_by_another_process_meanwhile_are_fine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlalchemy as sa
+
+    from bot.lock_store import _METADATA
+    from bot.sql_engine import create_tables, engine_for
+
+    engine = engine_for(sqlite_url(tmp_path / "locks.db"))
+
+    def lose_the_race(*_args: object, **_kwargs: object) -> None:
+        raise sa.exc.OperationalError("CREATE TABLE", {}, Exception("table conversation_locks already exists"))
+
+    monkeypatch.setattr(_METADATA, "create_all", lose_the_race)
+    with pytest.raises(sa.exc.OperationalError):
+        create_tables(engine, _METADATA)  # nobody made it: the error stands
+    monkeypatch.undo()
+    _METADATA.create_all(engine)  # the other process wins
+    monkeypatch.setattr(_METADATA, "create_all", lose_the_race)
+    create_tables(engine, _METADATA)  # no error: the table is there
