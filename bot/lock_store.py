@@ -98,7 +98,7 @@ class SQLLockStore(LockStore):
         Args:
             conversation_id: the conversation.
             lock_lifetime: seconds after which the ticket no longer blocks others.
-            wait_time_in_seconds: the longest pause between two looks (at most ``POLL_S`` here).
+            wait_time_in_seconds: the longest pause between two looks (at most ``POLL_MAX_S`` here).
 
         Raises:
             LockError: the database failed, or the earlier messages held the lock for longer

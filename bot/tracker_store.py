@@ -67,7 +67,6 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Text, Tuple, Type
 
 import sqlalchemy as sa
-import sqlalchemy.exc
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
