@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from bench import report
-from bot.lock_settings import default_workers
+from bot.lock_settings import workers_to_start
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / "bench"
@@ -1043,7 +1043,7 @@ def main(argv: Sequence[str]) -> int:
             f"the machine was not idle at the start (load average {meta['loadavg']}): "
             "other work shares the CPUs, so figures are noisier"
         )
-    ours_processes = os.environ.get("SANIC_WORKERS", "").strip() or str(default_workers())
+    ours_processes = workers_to_start(os.environ)
     meta["ours_server_processes"] = ours_processes
     meta["notes"].append(
         "the baseline runs as shipped by `rasa init` and served by `rasa run`: in-memory tracker and "

@@ -50,6 +50,11 @@ def default_workers(cgroup_cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
     return max(1, min(cpus, MAX_DEFAULT_WORKERS))
 
 
+def workers_to_start(environ: Mapping[str, str]) -> str:
+    """The ``SANIC_WORKERS`` value ``make run`` starts with: the one set, else ``default_workers()``."""
+    return environ.get("SANIC_WORKERS", "").strip() or str(default_workers())
+
+
 def workers(environ: Mapping[str, str]) -> int:
     """The number of Rasa server processes asked for (1 when ``SANIC_WORKERS`` is unset).
 

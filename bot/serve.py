@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 from typing import Deque, Dict, List, Optional
 
-from bot.lock_settings import MEMORY, REDIS, SQL, LockStoreSettingsError, default_workers, lock_backend, workers
+from bot.lock_settings import MEMORY, REDIS, SQL, LockStoreSettingsError, lock_backend, workers, workers_to_start
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -63,8 +63,8 @@ def settings(environ: Dict[str, str], shell: bool = False) -> Dict[str, str]:
     env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
     if shell:
         env["SANIC_WORKERS"] = "1"
-    elif not env.get("SANIC_WORKERS", "").strip():
-        env["SANIC_WORKERS"] = str(default_workers())
+    else:
+        env["SANIC_WORKERS"] = workers_to_start(env)
     if not env.get("WIDGET_SECRET"):
         env["WIDGET_SECRET"] = local_secret(VAR / "widget_secret")
     return env
