@@ -11,7 +11,7 @@ KNOWLEDGE := knowledge/lancashire.yml
 SPACY_DIR := build/spacy_en
 MODEL     := models/assistant.tar.gz
 
-# PORT, ACTION_PORT, TRACKER_DB_URL, WIDGET_SECRET, KNOWLEDGE_FILE: see README; bot/serve.py fills in defaults.
+# PORT, ACTION_PORT, TRACKER_DB_URL, WIDGET_SECRET, KNOWLEDGE_FILE: see README; bot/server/serve.py fills in defaults.
 # Keep TensorFlow quiet.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export SQLALCHEMY_SILENCE_UBER_WARNING ?= 1
@@ -49,7 +49,7 @@ spacy: $(SPACY_DIR)/.built
 
 # ---- model --------------------------------------------------------------------
 # The spaCy pipeline is order-only: a knowledge edit rebuilds its entity ruler but needs no retraining.
-$(MODEL): $(VENV)/.installed $(TRAINING_INPUTS) $(wildcard bot/nlp/*.py) | $(SPACY_DIR)/.built
+$(MODEL): $(VENV)/.installed $(TRAINING_INPUTS) $(shell find bot/nlp -name "*.py") | $(SPACY_DIR)/.built
 	$(RASA) train --fixed-model-name assistant --out models
 	@touch $@
 
@@ -58,11 +58,11 @@ train: $(MODEL)
 # ---- run ------------------------------------------------------------------------
 run: $(MODEL)
 	@mkdir -p var
-	$(PY) -m bot.serve
+	$(PY) -m bot.server.serve
 
 shell: $(MODEL)
 	@mkdir -p var
-	$(PY) -m bot.serve --shell
+	$(PY) -m bot.server.serve --shell
 
 validate-knowledge: $(VENV)/.installed
 	$(PY) -m actions.knowledge $(KNOWLEDGE_FILE)

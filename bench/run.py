@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from bench import report
-from bot.lock_settings import workers_to_start
+from bot.server.workers import workers_to_start
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / "bench"
@@ -908,10 +908,10 @@ def prepare_ours(plan: Plan, workdir: Path, scripts: Dict[str, Any]) -> Bot:
     """Checks our assistant can run; in full mode, trains it from clean into a temp folder and times that.
 
     Raises:
-        BenchError: if ``bot/serve.py`` or the trained model is missing.
+        BenchError: if ``bot/server/serve.py`` or the trained model is missing.
     """
     if not (REPO / "bot" / "serve.py").exists():
-        raise BenchError("bot/serve.py does not exist yet")
+        raise BenchError("bot/server/serve.py does not exist yet")
     env = base_env()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     model = OUR_MODEL
@@ -962,7 +962,7 @@ def prepare_ours(plan: Plan, workdir: Path, scripts: Dict[str, Any]) -> Bot:
             "WIDGET_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
         }
     )
-    command = [sys.executable, "-m", "bot.serve", "--model", str(model)]
+    command = [sys.executable, "-m", "bot.server.serve", "--model", str(model)]
     return Bot(
         "ours",
         command,

@@ -1,4 +1,4 @@
-"""Kept-alive connections are spread over the Rasa server processes (bot/balance.py)."""
+"""Kept-alive connections are spread over the Rasa server processes (bot/server/balance.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import List, Tuple
 import pytest
 from sanic import Sanic, response
 
-from bot import balance
-from bot.balance import ConnectionBalancer, should_shed
+from bot.server import balance
+from bot.server.balance import ConnectionBalancer, should_shed
 from tests.browser import harness
 
 

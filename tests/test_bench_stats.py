@@ -190,7 +190,7 @@ def test_targets_fail_when_slower() -> None:
 
 def test_targets_skip_when_ours_did_not_run() -> None:
     result = _result()
-    result["bots"]["ours"] = {"available": False, "note": "bot/serve.py does not exist yet"}
+    result["bots"]["ours"] = {"available": False, "note": "bot/server/serve.py does not exist yet"}
     assert {check["status"] for check in report.evaluate_targets(result)} == {report.SKIP}
 
 

@@ -13,8 +13,8 @@ from rasa.core.lock import Ticket, TicketLock
 from rasa.core.lock_store import InMemoryLockStore, LockError, LockStore
 from rasa.utils.endpoints import read_endpoint_config
 
-from bot import serve
-from bot.lock_settings import (
+from bot.server import serve
+from bot.server.workers import (
     MAX_DEFAULT_WORKERS,
     MEMORY,
     REDIS,
@@ -24,7 +24,7 @@ from bot.lock_settings import (
     lock_backend,
     redis_settings,
 )
-from bot.lock_store import LOCKS, EnvLockStore, SQLLockStore
+from bot.storage.lock_store import LOCKS, EnvLockStore, SQLLockStore
 from tests.conftest import ROOT
 
 
@@ -223,8 +223,8 @@ async def test_a_late_holder_never_releases_the_next_ones_lock(tmp_path: Path) -
 def test_tables_made_by_another_process_meanwhile_are_fine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlalchemy as sa
 
-    from bot.lock_store import _METADATA
-    from bot.sql_engine import create_tables, engine_for
+    from bot.storage.lock_store import _METADATA
+    from bot.storage.engine import create_tables, engine_for
 
     engine = engine_for(sqlite_url(tmp_path / "locks.db"))
 

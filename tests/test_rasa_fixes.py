@@ -1,4 +1,4 @@
-"""The fixes applied to Rasa (bot/rasa_main.py) keep its behaviour."""
+"""The fixes applied to Rasa (bot/server/patches.py) keep its behaviour."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
 
-from bot import rasa_main
+from bot.server import patches as rasa_main
 
 GOOD = {"events": [{"event": "slot", "name": "last_topic", "value": "plan"}], "responses": [{"text": "Hi"}]}
 BAD = {"events": "not a list", "responses": []}

@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the project root, as `rasa` itself adds it
     sys.path.insert(0, str(ROOT))
 
-from bot.nlp import safety_net  # noqa: E402
-from bot.nlp.safety_component import SafetyNet  # noqa: E402
-from bot.nlp.safety_net import (  # noqa: E402
+from bot.nlp.safety import match as safety_net  # noqa: E402
+from bot.nlp.safety.component import SafetyNet  # noqa: E402
+from bot.nlp.safety.match import (  # noqa: E402
     SafetyNetConfigError,
     compile_patterns,
     load_matcher,
@@ -598,7 +598,7 @@ def test_component_runs_last_in_a_rasa_pipeline(tmp_path: Path) -> None:
             {"name": "CountVectorsFeaturizer"},
             {"name": "DIETClassifier", "epochs": 1},
             {"name": "FallbackClassifier", "threshold": 0.55},
-            {"name": "bot.nlp.safety_component.SafetyNet", "classifier_threshold": 0.6},
+            {"name": "bot.nlp.safety.component.SafetyNet", "classifier_threshold": 0.6},
         ],
     }
     model_config = DefaultV1Recipe().graph_config_for_recipe(config, {}, training_type=TrainingType.NLU)
@@ -627,4 +627,4 @@ def test_component_runs_last_in_a_rasa_pipeline(tmp_path: Path) -> None:
 def test_project_config_keeps_the_safety_net_last() -> None:
     config = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))
     names = [step["name"] for step in config.get("pipeline", [])]
-    assert names[-1] == "bot.nlp.safety_component.SafetyNet", names
+    assert names[-1] == "bot.nlp.safety.component.SafetyNet", names

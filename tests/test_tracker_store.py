@@ -39,6 +39,6 @@ def test_postgresql_is_a_setting_away(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRACKER_DB_URL", "postgresql://rasa:secret@db.example:5432/rasa")
     monkeypatch.setenv("ACTION_ENDPOINT_URL", "http://127.0.0.1:1/webhook")
     config = read_endpoint_config(str(ROOT / "endpoints.yml"), "tracker_store")
-    assert config.type == "bot.tracker_store.BoundedSQLTrackerStore"
+    assert config.type == "bot.storage.tracker_store.BoundedSQLTrackerStore"
     assert config.url == "postgresql://rasa:secret@db.example:5432/rasa"
     assert SQLTrackerStore.get_db_url(host=config.url) == config.url

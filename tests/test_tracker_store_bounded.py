@@ -33,7 +33,7 @@ from rasa.shared.core.trackers import DialogueStateTracker, get_trackers_for_con
 from rasa.utils.endpoints import read_endpoint_config
 from sqlalchemy.pool import QueuePool
 
-from bot.tracker_store import CHECKPOINT_TABLE, BoundedSQLTrackerStore
+from bot.storage.tracker_store import CHECKPOINT_TABLE, BoundedSQLTrackerStore
 from tests.conftest import ROOT
 
 MAX_EVENTS = 60
@@ -403,7 +403,7 @@ async def test_made_from_an_endpoints_file(tmp_path: Path, domain: Domain, monke
     endpoints = tmp_path / "endpoints.yml"
     endpoints.write_text(
         "tracker_store:\n"
-        "  type: bot.tracker_store.BoundedSQLTrackerStore\n"
+        "  type: bot.storage.tracker_store.BoundedSQLTrackerStore\n"
         "  url: ${TRACKER_DB_URL}\n"
         "  max_events: ${TRACKER_MAX_EVENTS}\n"
         "  min_turns: 2\n"

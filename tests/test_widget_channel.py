@@ -1,4 +1,4 @@
-"""Unit tests of the widget channel (bot/channels/widget.py).
+"""Unit tests of the widget channel (bot/channels/widget/channel.py).
 
 The blueprint is served by a real Sanic server on a spare loopback port (the
 harness in tests/browser/harness.py) with a fake agent, and driven with
@@ -19,7 +19,7 @@ from rasa.core.channels.channel import UserMessage
 from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
 from sanic import Sanic
 
-from bot.channels.widget import (
+from bot.channels.widget.channel import (
     DEFAULT_EXIT_URL,
     STATIC_DIR,
     SessionSigner,

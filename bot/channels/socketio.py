@@ -37,7 +37,7 @@ from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
 from sanic import Blueprint
 from socketio import AsyncServer
 
-from bot.lock_settings import server_processes
+from bot.server.workers import server_processes
 
 logger = logging.getLogger("rasa.core.channels.socketio")
 

@@ -28,7 +28,7 @@ from sanic import Sanic, response  # noqa: E402
 from sanic.request import Request  # noqa: E402
 from sanic.response import HTTPResponse  # noqa: E402
 
-from bot.channels.widget import WidgetInput  # noqa: E402
+from bot.channels.widget.channel import WidgetInput  # noqa: E402
 
 SECRET = "harness-only-secret-0123456789abcdefghijklmnop"
 PREFIX = "/webhooks/widget"

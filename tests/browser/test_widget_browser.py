@@ -1,7 +1,7 @@
 """Browser tests of the chat widget: Playwright with Debian's chromium, axe-core from npm.
 
 Tests named ``test_live_*`` drive the real assistant through the ``live_server``
-fixture (tests/conftest.py starts ``python -m bot.serve`` with the trained model).
+fixture (tests/conftest.py starts ``python -m bot.server.serve`` with the trained model).
 The others use the fake bot of harness.py, which can answer with hostile HTML,
 offer fixed quick replies or fail on purpose. Its widget (on 127.0.0.1) is
 embedded in the harness's host page opened as http://localhost:PORT/host, a

@@ -53,7 +53,7 @@ Differences from ``SQLTrackerStore`` that show:
 Configured in ``endpoints.yml``::
 
     tracker_store:
-      type: bot.tracker_store.BoundedSQLTrackerStore
+      type: bot.storage.tracker_store.BoundedSQLTrackerStore
       url: ${TRACKER_DB_URL}
       max_events: 60
 """
@@ -85,7 +85,7 @@ from rasa.shared.utils.common import all_subclasses
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import sessionmaker
 
-from bot.sql_engine import create_tables, engine_for, is_sqlite_file
+from bot.storage.engine import create_tables, engine_for, is_sqlite_file
 
 logger = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
     def _keep_sqlite_connections(self) -> None:
         """Reuses SQLite connections, in WAL mode, instead of opening the file for every message.
 
-        See ``bot/sql_engine.py`` for why and what it changes.
+        See ``bot/storage/engine.py`` for why and what it changes.
         """
         url = self.engine.url
         self.engine.dispose()

@@ -4,7 +4,7 @@ It sits last in the NLU pipeline, after the intent classifier and the
 ``FallbackClassifier``. For every message it sets the intent to
 ``safeguarding`` (confidence 1.0, first in the ranking) when
 
-* the safety net patterns (:mod:`bot.nlp.safety_net`) match the text, or
+* the safety net patterns (:mod:`bot.nlp.safety.match`) match the text, or
 * the classifier ranked ``safeguarding`` at or above ``classifier_threshold``,
 
 whatever else the message asked, and even when the fallback classifier had
@@ -17,7 +17,7 @@ on the ``UserUttered`` event: actions read it as
 
 Pipeline entry (``config.yml``)::
 
-    - name: bot.nlp.safety_component.SafetyNet
+    - name: bot.nlp.safety.component.SafetyNet
       patterns_file: knowledge/safety_net.yml   # the default
       classifier_threshold: 0.5                 # the default
 
@@ -46,7 +46,7 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.nlp.safety_net import (
+from bot.nlp.safety.match import (
     DEFAULT_PATTERNS_FILE,
     SafetyMatcher,
     SafetyNetConfigError,

@@ -1,9 +1,9 @@
 """How many Rasa server processes run, and where their conversation locks live (no Rasa import).
 
-Used by ``bot/lock_store.py`` (in the Rasa server) and ``bot/serve.py`` (which fills in the
+Used by ``bot/storage/lock_store.py`` (in the Rasa server) and ``bot/server/serve.py`` (which fills in the
 default and refuses a bad setting before starting anything).
 
-- ``SANIC_WORKERS``: the number of Rasa server processes. ``bot/serve.py`` sets it, when unset,
+- ``SANIC_WORKERS``: the number of Rasa server processes. ``bot/server/serve.py`` sets it, when unset,
   to the number of CPUs this process may use, at most ``MAX_DEFAULT_WORKERS``.
 - One process: the locks live in its memory.
 - Several processes must share their locks: in Redis when ``REDIS_URL`` is set, else in the
@@ -75,7 +75,7 @@ def server_processes(environ: Optional[Mapping[str, str]] = None) -> int:
     """
     try:
         return workers(os.environ if environ is None else environ)
-    except LockStoreSettingsError:  # bot/serve.py refuses it before Rasa starts
+    except LockStoreSettingsError:  # bot/server/serve.py refuses it before Rasa starts
         return 1
 
 

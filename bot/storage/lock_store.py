@@ -1,12 +1,12 @@
 """Conversation locks, so that Rasa handles one message of a conversation at a time.
 
 With one Rasa server process the locks live in its memory. Several processes (``SANIC_WORKERS``,
-by default one per CPU, see ``bot/lock_settings.py``) must share them: in Redis when
+by default one per CPU, see ``bot/server/workers.py``) must share them: in Redis when
 ``REDIS_URL`` is set, else in the tracker database, in the table ``conversation_locks``
 (``SQLLockStore``). ``endpoints.yml`` names ``EnvLockStore``, which picks one of the three::
 
     lock_store:
-      type: bot.lock_store.EnvLockStore
+      type: bot.storage.lock_store.EnvLockStore
       url: ${TRACKER_DB_URL}
 
 Why not Rasa's ticket logic on a table: Rasa's ``LockStore.issue_ticket`` reads the lock, adds a
@@ -31,8 +31,8 @@ import sqlalchemy as sa
 from rasa.core.lock import Ticket, TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, InMemoryLockStore, LockError, LockStore, RedisLockStore
 
-from bot.lock_settings import REDIS, SQL, lock_backend, redis_settings
-from bot.sql_engine import create_tables, engine_for
+from bot.server.workers import REDIS, SQL, lock_backend, redis_settings
+from bot.storage.engine import create_tables, engine_for
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class SQLLockStore(LockStore):
 
 
 class EnvLockStore(LockStore):
-    """Picks where the locks live from the environment (see ``bot/lock_settings.py``)."""
+    """Picks where the locks live from the environment (see ``bot/server/workers.py``)."""
 
     def __init__(self, endpoint_config: Any = None) -> None:
         """Chooses the store: in memory, in Redis or in the tracker database.
@@ -192,7 +192,7 @@ class EnvLockStore(LockStore):
                 database for ``SQLLockStore`` (``TRACKER_DB_URL`` if it has none).
 
         Raises:
-            LockStoreSettingsError: see ``bot.lock_settings.lock_backend``.
+            LockStoreSettingsError: see ``bot.server.workers.lock_backend``.
         """
         environ = dict(os.environ)
         url = getattr(endpoint_config, "url", None) or environ.get("TRACKER_DB_URL", "")

@@ -1,6 +1,6 @@
 """Runs Rasa's own command line with this project's fixes to Rasa applied first.
 
-``bot/serve.py`` starts the Rasa server as ``python -m bot.rasa_main run ...`` instead of
+``bot/server/serve.py`` starts the Rasa server as ``python -m bot.server.patches run ...`` instead of
 ``rasa run ...``. The fixes are small, each is measured by ``make bench``, and each keeps Rasa's
 behaviour exactly:
 
@@ -17,9 +17,9 @@ behaviour exactly:
   sends on a connection the server is closing). The sessions are closed when the server stops.
   Headers, basic auth, token and time-out are the endpoint's, as before.
 - **Connections spread over the server processes.** With ``SANIC_WORKERS`` above 1, the app
-  gets ``bot.balance.ConnectionBalancer``: a process holding two or more kept-alive connections
+  gets ``bot.server.balance.ConnectionBalancer``: a process holding two or more kept-alive connections
   more than the least busy one closes a connection after its response, so that the client's next
-  connection lands on a free process (see ``bot/balance.py`` for why Sanic needs this).
+  connection lands on a free process (see ``bot/server/balance.py`` for why Sanic needs this).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from typing import Any, Dict, MutableMapping
 import aiohttp
 from rasa.utils.endpoints import EndpointConfig
 
-from bot.balance import ConnectionBalancer
-from bot.lock_settings import server_processes
+from bot.server.balance import ConnectionBalancer
+from bot.server.workers import server_processes
 
 DOCS_HINT = (
     ". Failed to validate Action server response from API, make sure your response from the "

@@ -73,7 +73,7 @@ DEFAULT_GREETING = "Hi! Type your question below and I will try to help."
 DEFAULT_MAX_MESSAGE_CHARS = 500
 DEFAULT_RESPONSE_TIMEOUT = 60.0
 HISTORY_LIMIT = 200
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 _SESSION_ID_BYTES = 24  # secrets.token_urlsafe(24) is 32 characters, 192 bits
 _TOKEN_RE = re.compile(r"\A([A-Za-z0-9_-]{32})\.([A-Za-z0-9_-]{43})\Z")
@@ -327,7 +327,7 @@ class WidgetInput(InputChannel):
             raise WidgetConfigError(
                 "The widget channel needs a secret of at least "
                 f"{MIN_SECRET_CHARS} characters to sign conversation tokens. Set "
-                f"the {SECRET_ENV} environment variable (bot/serve.py does this "
+                f"the {SECRET_ENV} environment variable (bot/server/serve.py does this "
                 "for local runs) or `secret:` under bot.channels.widget.WidgetInput "
                 'in credentials.yml. Make one with: python -c "import secrets; '
                 'print(secrets.token_urlsafe(32))"'

@@ -39,7 +39,7 @@ import yaml
 DEFAULT_PATTERNS_FILE = "knowledge/safety_net.yml"
 """The patterns file, relative to the working directory or the project root."""
 
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_PROJECT_ROOT = Path(__file__).resolve().parents[3]
 _DEFAULT_GAP_WORDS = 4
 _DEFAULT_FUZZY_MIN_LENGTH = 5
 _TOKEN_CACHE_SIZE = 20_000

@@ -1,12 +1,12 @@
 """Starts the action server and the Rasa server together, and stops both together.
 
-``make run`` calls ``python -m bot.serve``; ``make shell`` calls it with ``--shell``
+``make run`` calls ``python -m bot.server.serve``; ``make shell`` calls it with ``--shell``
 (the staff command-line shell instead of the HTTP server). It:
 
 - fills in the settings that have defaults (ports, the SQLite tracker store, the
   widget's signing secret) so that ``endpoints.yml`` and ``credentials.yml`` resolve;
 - runs one Rasa server process per CPU (``SANIC_WORKERS``, at most 4 by default), sharing
-  their conversation locks in the tracker database or Redis (bot/lock_store.py), and refuses
+  their conversation locks in the tracker database or Redis (bot/storage/lock_store.py), and refuses
   a setting that cannot work;
 - starts ``rasa run actions`` and ``rasa run`` (or ``rasa shell``) with every channel
   in ``credentials.yml``;
@@ -30,9 +30,9 @@ import urllib.request
 from pathlib import Path
 from typing import Deque, Dict, List, Optional
 
-from bot.lock_settings import MEMORY, REDIS, SQL, LockStoreSettingsError, lock_backend, workers, workers_to_start
+from bot.server.workers import MEMORY, REDIS, SQL, LockStoreSettingsError, lock_backend, workers, workers_to_start
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VAR = ROOT / "var"
 MODEL = ROOT / "models" / "assistant.tar.gz"
 STOP_GRACE_SECONDS = 10.0
@@ -205,8 +205,8 @@ def main(argv: List[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     rasa = str(Path(sys.executable).parent / "rasa")
-    # The Rasa server runs with this project's measured fixes applied (bot/rasa_main.py).
-    rasa_fixed = [sys.executable, "-m", "bot.rasa_main"]
+    # The Rasa server runs with this project's measured fixes applied (bot/server/patches.py).
+    rasa_fixed = [sys.executable, "-m", "bot.server.patches"]
     actions = Child("actions", [rasa, "run", "actions", "--port", env["ACTION_PORT"], "--actions", "actions"], env)
     stopping = threading.Event()
 

@@ -1,0 +1,1 @@
+"""The safety net: spots messages from someone who may not be safe (see knowledge/safety_net.yml)."""

@@ -1,0 +1,1 @@
+"""Starting and running the servers: the launcher (serve.py), Rasa fixes (patches.py), balancing."""
