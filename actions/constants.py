@@ -27,3 +27,8 @@ TOPIC_CURRENCY = "currency"
 UTTER_CAPABILITIES = "utter_capabilities"
 UTTER_NOT_KNOWN = "utter_not_known"
 UTTER_NO_SOURCE = "utter_no_source"
+
+# Responses the Rasa server sends itself when it cannot answer a message (bot/server/turns.py):
+# a short apology, then always the helplines.
+UTTER_TECHNICAL_PROBLEM = "utter_technical_problem"
+UTTER_SAFETY_FALLBACK_HELPLINES = "utter_safety_fallback_helplines"
