@@ -22,7 +22,7 @@ from typing import List, Optional, Union
 
 import sqlalchemy as sa
 
-from bot.storage.engine import engine_for, is_sqlite_file
+from bot.storage.engine import engine_for
 
 FEEDBACK_DB_URL_ENV = "FEEDBACK_DB_URL"
 TRACKER_DB_URL_ENV = "TRACKER_DB_URL"
@@ -79,11 +79,13 @@ def _migrated_engine(url: str) -> sa.engine.Engine:
     """The engine for ``url``; a local SQLite file gets its tables on first use.
 
     A shared database is migrated by ``make migrate``, never by the action server.
-    """
-    if is_sqlite_file(url):
-        from bot.storage.migrate import upgrade
 
-        upgrade(url)
+    Raises:
+        SchemaNotCurrentError: a shared database was not migrated.
+    """
+    from bot.storage.migrate import ensure_schema
+
+    ensure_schema(url)
     return engine_for(url)
 
 

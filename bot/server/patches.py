@@ -20,19 +20,33 @@ behaviour exactly:
   gets ``bot.server.balance.ConnectionBalancer``: a process holding two or more kept-alive connections
   more than the least busy one closes a connection after its response, so that the client's next
   connection lands on a free process (see ``bot/server/balance.py`` for why Sanic needs this).
+
+And the fixes that make a replica safe to run behind a balancer:
+
+- **Never silent, exactly once** (``bot/server/turns.py``): a message that cannot be answered gets
+  an apology and the helplines, and HTTP 503 so it can be sent again; a failed turn is not
+  stored; a message sent again with the same id is answered from what was stored; the tracker
+  store is never swapped for an in-memory one.
+- **``GET /ready``** (``bot/server/ready.py``): model, database and action server, for a balancer.
+- **Worker processes die with the server** (``bot/server/orphans.py``): each Sanic worker asks the
+  kernel for SIGKILL when the Rasa main process dies, so nothing is left holding the port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import signal
 import weakref
 from typing import Any, Dict, MutableMapping
 
 import aiohttp
 from rasa.utils.endpoints import EndpointConfig
 
+from bot.server import ready, turns
 from bot.server.balance import ConnectionBalancer
+from bot.server.orphans import die_with_parent
 from bot.server.workers import server_processes
 
 DOCS_HINT = (
@@ -137,10 +151,34 @@ def _configure_app_too(original: Any) -> Any:
         processes = server_processes()
         if processes > 1:
             ConnectionBalancer(processes).install(app)
+            app.register_listener(_worker_dies_with_server(os.getpid()), "before_server_start")
+        ready.install(app)
+        turns.install_http(app)
+        app.config.GRACEFUL_SHUTDOWN_TIMEOUT = GRACEFUL_SHUTDOWN_S
         return app
 
     configure_app.__wrapped_by_lancs__ = True  # type: ignore[attr-defined]
     return configure_app
+
+
+# How long a stopping server waits for the messages it is answering (seconds).
+GRACEFUL_SHUTDOWN_S = 20.0
+
+
+def _worker_dies_with_server(server_pid: int) -> Any:
+    async def worker_dies_with_server(_app: Any, _loop: Any) -> None:
+        if os.getpid() != server_pid:  # a Sanic worker process, forked by the Rasa main process
+            die_with_parent(signal.SIGKILL, parent=server_pid)
+
+    return worker_dies_with_server
+
+
+def _custom_tracker_store_or_fail(domain: Any, store: Any, event_broker: Any = None) -> Any:
+    """Rasa's loader for a tracker store named by module path, without its in-memory fallback."""
+    import rasa.shared.utils.common
+
+    store_class = rasa.shared.utils.common.class_from_module_path(store.type)
+    return store_class(host=store.url, domain=domain, event_broker=event_broker, **store.kwargs)
 
 
 def apply_fixes() -> None:
@@ -148,7 +186,11 @@ def apply_fixes() -> None:
     import rasa.core.run
     from rasa.core.actions.action import RemoteAction
 
+    import rasa.core.tracker_store
+
     RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
+    turns.install_rasa()
+    rasa.core.tracker_store._load_from_module_name_in_endpoint_config = _custom_tracker_store_or_fail
     EndpointConfig.session = _kept_session  # type: ignore[method-assign]
     if not getattr(rasa.core.run.configure_app, "__wrapped_by_lancs__", False):
         rasa.core.run.configure_app = _configure_app_too(rasa.core.run.configure_app)

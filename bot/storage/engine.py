@@ -73,8 +73,10 @@ def _env_int(name: str, default: int) -> int:
 
 @functools.lru_cache(maxsize=None)
 def _engine(url: str) -> Engine:
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not is_sqlite_file(url):
+        return sa.create_engine(url)  # in memory: SQLAlchemy's own pool keeps the one database
     if not is_sqlite_file(url):
-        parsed = sa.engine.make_url(url)
         connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if parsed.get_backend_name() == "postgresql" else {}
         return sa.create_engine(
             url,

@@ -8,8 +8,9 @@ refuse to start with a clear message when it is not (``require_current``), so re
 together never race to create them.
 
 ``make run`` on one machine with the default SQLite file migrates it itself before starting
-(``bot/server/serve.py``); a shared database (PostgreSQL) is migrated by ``make migrate`` with
-the same ``TRACKER_DB_URL`` as the replicas, before they start. On PostgreSQL an advisory lock
+(``bot/server/serve.py``; the stores do the same for a local file, ``ensure_schema``); a shared
+database (PostgreSQL) is migrated by ``make migrate`` with the same ``TRACKER_DB_URL`` as the
+replicas, before they start. On PostgreSQL an advisory lock
 makes two migrations at the same moment take turns.
 
 Command line::
@@ -69,14 +70,26 @@ def current(url: str) -> Optional[str]:
         engine.dispose()
 
 
-def upgrade(url: str) -> str:
-    """Brings the database at ``url`` to the latest schema. Returns the revision it is at."""
+def upgrade(url: str, engine: Optional[sa.engine.Engine] = None) -> str:
+    """Brings the database at ``url`` to the latest schema. Returns the revision it is at.
+
+    Args:
+        url: the database.
+        engine: migrate through this engine's connection (an in-memory SQLite database exists
+            only inside its own engine).
+    """
     from alembic import command
 
     if is_sqlite_file(url):
         database = sa.engine.make_url(url).database or ""
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(_config(url), "head")  # type: ignore[arg-type]
+    config = _config(url)
+    if engine is None:
+        command.upgrade(config, "head")  # type: ignore[arg-type]
+        return head()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection  # type: ignore[attr-defined]
+        command.upgrade(config, "head")  # type: ignore[arg-type]
     return head()
 
 
@@ -97,6 +110,24 @@ def require_current(url: str) -> None:
             f"the database {state}, this release needs schema {wanted}: run `make migrate` "
             "with the same TRACKER_DB_URL (once, before the replicas start)"
         )
+
+
+def ensure_schema(url: str, engine: Optional[sa.engine.Engine] = None) -> None:
+    """Migrates a SQLite database (one machine: nobody to race with); checks any other database.
+
+    Args:
+        url: the database.
+        engine: the engine its store uses (needed for an in-memory SQLite database).
+
+    Raises:
+        SchemaNotCurrentError: a shared database was not migrated with ``make migrate``.
+    """
+    if is_sqlite_file(url):
+        upgrade(url)
+    elif sa.engine.make_url(url).get_backend_name() == "sqlite":
+        upgrade(url, engine)
+    else:
+        require_current(url)
 
 
 def main(argv: List[str]) -> int:

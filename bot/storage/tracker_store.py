@@ -86,7 +86,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import sessionmaker
 
 from bot.storage.engine import engine_for, with_retries
-from bot.storage.migrate import require_current
+from bot.storage.migrate import ensure_schema
 
 logger = logging.getLogger(__name__)
 
@@ -285,7 +285,7 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         # Not SQLTrackerStore.__init__: it creates tables (the migrations do, once) and retries
         # for ever; here the engine is the one this process shares with the lock store.
         self.engine = engine_for(url)
-        require_current(self.engine.url.render_as_string(hide_password=False))
+        ensure_schema(self.engine.url.render_as_string(hide_password=False), self.engine)
         self.sessionmaker = sessionmaker(bind=self.engine)
         TrackerStore.__init__(self, domain, kwargs.pop("event_broker", None), **kwargs)
 

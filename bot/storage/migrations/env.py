@@ -14,7 +14,13 @@ MIGRATION_LOCK_KEY = 74_357_339
 
 
 def run_migrations_online() -> None:
-    """Runs the pending migrations on the configured database, in one transaction."""
+    """Runs the pending migrations on the configured database (or the connection handed over)."""
+    given = context.config.attributes.get("connection")
+    if given is not None:
+        context.configure(connection=given, target_metadata=None)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
     url = context.config.get_main_option("sqlalchemy.url")
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.connect() as connection:
