@@ -8,6 +8,7 @@ refuses to run as root: as root, the cluster belongs to the ``postgres`` user th
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -17,9 +18,12 @@ import signal
 import socket
 import tempfile
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "assistant.conf"
@@ -216,3 +220,147 @@ class Nginx:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+def process_tree(pid: int) -> List[int]:
+    """``pid`` and every process descended from it (read from /proc)."""
+    children: dict = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class Replica:
+    """One replica as a deployer runs it: ``python -m bot.server.serve`` (supervisor, Rasa, actions)."""
+
+    def __init__(self, name: str, env: Dict[str, str], folder: Path, model: Optional[Path] = None) -> None:
+        """Remembers how to start it on free ports; ``start`` starts it.
+
+        Args:
+            name: a short name for logs.
+            env: settings on top of this process's environment (``TRACKER_DB_URL``, ...).
+            folder: where its log goes.
+            model: the trained model (default: ``models/assistant.tar.gz``).
+        """
+        self.name = name
+        self.port, self.action_port = free_port(), free_port()
+        self.env = {**os.environ, **env, "PORT": str(self.port), "ACTION_PORT": str(self.action_port)}
+        self.env.pop("ACTION_ENDPOINT_URL", None)
+        self.folder = folder
+        self.model = model or ROOT / "models" / "assistant.tar.gz"
+        self.log = folder / f"{name}.log"
+        self.process: Optional["subprocess.Popen[bytes]"] = None
+        self.seen: List[int] = []
+
+    @property
+    def url(self) -> str:
+        """The Rasa server's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "Replica":
+        """Starts the supervisor in its own session; returns self (not waiting)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bot.server.serve", "--model", str(self.model)],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def wait_ready(self, timeout: float = 240) -> float:
+        """Waits until ``/ready`` answers 200; returns the seconds it took."""
+        began = time.monotonic()
+        while time.monotonic() - began < timeout:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"replica {self.name} exited:\n{self.log_tail()}")
+            if http_ok(f"{self.url}/ready"):
+                return time.monotonic() - began
+            time.sleep(0.25)
+        raise RuntimeError(f"replica {self.name} not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, size: int = 3000) -> str:
+        """The end of its log."""
+        return self.log.read_text(errors="replace")[-size:] if self.log.exists() else "(no log)"
+
+    def pids(self) -> List[int]:
+        """Its live processes (and remembers them, to make sure they are gone later)."""
+        if self.process is None:
+            return []
+        found = [pid for pid in process_tree(self.process.pid) if alive(pid)]
+        self.seen = sorted(set(self.seen) | set(found))
+        return found
+
+    def child_pid(self, marker: str) -> Optional[int]:
+        """The supervisor's child whose command line contains ``marker`` (``patches``, ``actions``)."""
+        for pid in self.pids():
+            if self.process is not None and pid == self.process.pid:
+                continue
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError):
+                continue
+            if marker in command and self.process is not None and parent == self.process.pid:
+                return pid
+        return None
+
+    def crash(self) -> None:
+        """Kills every process of the replica with SIGKILL at once, as a machine that dies."""
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait(10)
+
+    def stop(self, timeout: float = 60) -> Optional[int]:
+        """SIGTERM to the supervisor (it drains); then anything left is killed. Returns its exit code."""
+        if self.process is None:
+            return None
+        self.pids()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        for pid in self.seen:
+            if alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        if self.process.poll() is None:
+            self.process.kill()
+        return self.process.wait(10)
+
+
+def http_ok(url: str, timeout: float = 3) -> bool:
+    """Whether a GET on ``url`` answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

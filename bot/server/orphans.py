@@ -2,8 +2,10 @@
 
 Linux's ``PR_SET_PDEATHSIG`` asks the kernel to signal a process when its parent dies. It is not
 inherited through ``fork``, so each generation sets its own: ``bot/server/serve.py`` for the
-servers it starts (SIGTERM: they drain), and ``bot/server/patches.py`` in each Sanic worker
-process of the Rasa server (SIGKILL: its parent, the Rasa main process, is already gone).
+servers it starts, and ``bot/server/patches.py`` in each Sanic worker process of the Rasa server.
+Both ask for SIGKILL: a parent that died without stopping its children has crashed, and they
+cannot drain properly anyway (their output went to it). A stop that drains is SIGTERM to the
+supervisor, which stops them in order.
 """
 
 from __future__ import annotations

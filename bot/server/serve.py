@@ -147,7 +147,9 @@ class Child:
         orphans.load()
 
         def die_with_supervisor() -> None:
-            orphans.die_with_parent(signal.SIGTERM, parent=supervisor)
+            # SIGKILL: a supervisor that is gone without draining them has crashed; its servers
+            # could not even print any more (their output went to it).
+            orphans.die_with_parent(signal.SIGKILL, parent=supervisor)
 
         self.started_at = time.monotonic()
         self.restart_at = None
