@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import threading
 import time
 import urllib.error
@@ -225,7 +226,18 @@ def test_killing_the_supervisor_with_minus_9_leaves_no_server(database: str, tmp
     env = {"TRACKER_DB_URL": database, "SANIC_WORKERS": "2", "WIDGET_SECRET": "w" * 48, "REST_TOKEN": REST_TOKEN}
     replica = Replica("orphans", env, tmp_path).start()
     try:
-        replica.wait_ready()
+        # While the model loads, a connection is refused (a balancer tries the next replica at
+        # once), never accepted and left unanswered.
+        while not http_ok(f"{replica.url}/ready", timeout=1):
+            assert replica.process is not None and replica.process.poll() is None, replica.log_tail()
+            try:
+                with socket.create_connection(("127.0.0.1", replica.port), timeout=1) as connection:
+                    connection.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    connection.settimeout(5)
+                    assert connection.recv(20).startswith(b"HTTP/1.1"), "accepted but not answered"
+            except ConnectionRefusedError:
+                pass
+            time.sleep(0.2)
         pids = replica.pids()
         assert len(pids) >= 5  # supervisor, action server, Rasa main process and its two workers
         assert replica.process is not None

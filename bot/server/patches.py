@@ -30,14 +30,23 @@ And the fixes that make a replica safe to run behind a balancer:
 - **``GET /ready``** (``bot/server/ready.py``): model, database and action server, for a balancer.
 - **Worker processes die with the server** (``bot/server/orphans.py``): each Sanic worker asks the
   kernel for SIGKILL when the Rasa main process dies, so nothing is left holding the port.
+- **No connection is taken before the model is loaded.** With several processes, Sanic binds
+  and listens on the port in the main process, then each worker loads the model (10-30 s)
+  before it accepts: meanwhile the kernel accepts connections nobody answers, and a balancer
+  waits its whole read time-out (measured: 29.8 s, ``make scale-test``) instead of trying the
+  next replica at once. Here the main process only binds; the socket listens when the first
+  worker is ready (asyncio's ``create_server`` calls ``listen``), so until then a connection is
+  refused, and nginx goes to the next replica.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import os
 import signal
+import socket
 import weakref
 from typing import Any, Dict, MutableMapping
 
@@ -181,13 +190,27 @@ def _custom_tracker_store_or_fail(domain: Any, store: Any, event_broker: Any = N
     return store_class(host=store.url, domain=domain, event_broker=event_broker, **store.kwargs)
 
 
+def _bind_without_listening(host: str, port: int, *, backlog: int = 100) -> socket.socket:
+    """Sanic's ``bind_socket`` (for several worker processes) without ``listen``: see above."""
+    try:  # IP address: family must be specified for IPv6 at least
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:  # a host name
+        family = socket.AF_INET
+    sock = socket.socket(family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def apply_fixes() -> None:
     """Applies the fixes to the Rasa classes in this process (safe to call more than once)."""
     import rasa.core.run
     from rasa.core.actions.action import RemoteAction
 
     import rasa.core.tracker_store
+    import sanic.server.runners
 
+    sanic.server.runners.bind_socket = _bind_without_listening  # type: ignore[assignment]
     RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
     turns.install_rasa()
     rasa.core.tracker_store._load_from_module_name_in_endpoint_config = _custom_tracker_store_or_fail
