@@ -305,20 +305,25 @@ def run_shell(env: Dict[str, str], model: Path, stopping: threading.Event) -> in
     return code
 
 
-def supervise(env: Dict[str, str], model: Path, stopping: threading.Event) -> int:
-    """Starts both servers, restarts either if it stops, and drains both when asked to stop."""
+def supervise(env: Dict[str, str], model: Path, stopping: threading.Event, rasa_only: bool = False) -> int:
+    """Starts both servers, restarts either if it stops, and drains both when asked to stop.
+
+    Args:
+        env: the servers' environment.
+        model: the trained model.
+        stopping: set when the servers must stop.
+        rasa_only: the action server runs elsewhere (``ACTION_ENDPOINT_URL``; a container of its own).
+    """
     actions = Child("actions", action_server_command(env), env)
     server = Child("rasa", rasa_command(env, model), env)
-    children = [actions, server]
+    children = [server] if rasa_only else [actions, server]
+    ready_urls = [f"http://127.0.0.1:{env['PORT']}/ready"]
+    if not rasa_only:
+        ready_urls.insert(0, f"http://127.0.0.1:{env['ACTION_PORT']}/health")
     for child in children:
         child.start()
     try:
-        died = wait_until_ready(
-            children,
-            [f"http://127.0.0.1:{env['ACTION_PORT']}/health", f"http://127.0.0.1:{env['PORT']}/ready"],
-            START_TIMEOUT_SECONDS,
-            stopping,
-        )
+        died = wait_until_ready(children, ready_urls, START_TIMEOUT_SECONDS, stopping)
     except TimeoutError as error:
         print(f"error: {error}", file=sys.stderr)
         died, code = None, 1
@@ -351,6 +356,9 @@ def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description="Start the action server and the Rasa server.")
     parser.add_argument("--shell", action="store_true", help="the staff command-line shell instead of HTTP")
     parser.add_argument("--model", type=Path, default=MODEL)
+    parser.add_argument(
+        "--rasa-only", action="store_true", help="the action server runs elsewhere (ACTION_ENDPOINT_URL)"
+    )
     args = parser.parse_args(argv)
     if not args.model.exists():
         print(f"error: no trained model at {args.model}. Run `make train` first.", file=sys.stderr)
@@ -374,7 +382,7 @@ def main(argv: List[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     if args.shell:
         return run_shell(env, args.model, stopping)
-    return supervise(env, args.model, stopping)
+    return supervise(env, args.model, stopping, rasa_only=args.rasa_only)
 
 
 if __name__ == "__main__":
