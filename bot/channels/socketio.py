@@ -37,8 +37,6 @@ from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
 from sanic import Blueprint
 from socketio import AsyncServer
 
-from bot.server.workers import server_processes
-
 logger = logging.getLogger("rasa.core.channels.socketio")
 
 SessionRequestHandler = Callable[[str, Optional[Dict[str, Any]]], Awaitable[None]]
@@ -65,16 +63,6 @@ class SocketIOInput(RasaSocketIOInput):
             handler=self.session_request_handler(sio),
             namespace=self.namespace,
         )
-        if server_processes() > 1:
-            # Long-polling sends each request of a session separately, and any of the server
-            # processes may take it; only the one that opened the session knows it. A websocket
-            # stays with one process. So with several processes, refuse long-polling clearly
-            # ("Invalid transport") rather than fail now and then ("Invalid session").
-            sio.eio.transports = ["websocket"]
-            logger.info(
-                "socket.io: websocket transport only, as several server processes run "
-                "(clients: transports: ['websocket']; or run with SANIC_WORKERS=1 for long-polling)"
-            )
         return socketio_webhook
 
     def session_request_handler(self, sio: AsyncServer) -> SessionRequestHandler:

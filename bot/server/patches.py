@@ -35,6 +35,8 @@ And the fixes that make a replica safe to run behind a balancer:
   connection keeps bringing new requests, so the wait ran out and the request then in flight
   was cut (measured: a 20.8 s stall, ``make scale-test``). Here, once the server is stopping,
   every response says ``Connection: close``.
+- **socket.io long-polling with several processes** (``bot/channels/socketio_workers.py``): each
+  request reaches the process that holds its session, so rasa-webchat's defaults work.
 - **No connection is taken before the model is loaded.** With several processes, Sanic binds
   and listens on the port in the main process, then each worker loads the model (10-30 s)
   before it accepts: meanwhile the kernel accepts connections nobody answers, and a balancer
@@ -58,6 +60,7 @@ from typing import Any, Dict, MutableMapping
 import aiohttp
 from rasa.utils.endpoints import EndpointConfig
 
+from bot.channels import socketio_workers
 from bot.server import ready, turns
 from bot.server.balance import ConnectionBalancer
 from bot.server.orphans import die_with_parent
@@ -165,6 +168,8 @@ def _configure_app_too(original: Any) -> Any:
         processes = server_processes()
         if processes > 1:
             ConnectionBalancer(processes).install(app)
+            channels = kwargs.get("input_channels", args[0] if args else None)
+            socketio_workers.install(app, channels, processes)
             app.register_listener(_worker_dies_with_server(os.getpid()), "before_server_start")
         ready.install(app)
         turns.install_http(app)
