@@ -93,11 +93,15 @@ def build(targets: List[str]) -> Dict[str, str]:
     if not (ROOT / "models" / "assistant.tar.gz").exists() or not (ROOT / "build" / "spacy_en").exists():
         raise RuntimeError("no trained model: run `make train` first")
     base = ensure_base()
+    extra: List[str] = []
+    host_ca = os.environ.get("PIP_CERT")
+    if host_ca and Path(host_ca).is_file():  # this machine's own TLS authority, for pip during the build
+        extra = ["-v", f"{host_ca}:/run/build-ca.crt:ro", "--build-arg", "PIP_CERT=/run/build-ca.crt"]
     built = {}
     for target in targets:
         print(f"podman build --target {target} ...", flush=True)
         podman(
-            "build", "-f", "deploy/Containerfile", "--build-arg", f"BASE={base}", "--target", target,
+            "build", "-f", "deploy/Containerfile", "--build-arg", f"BASE={base}", *extra, "--target", target,
             "-t", IMAGES[target], ".", capture=False,
         )  # fmt: skip
         built[target] = IMAGES[target]

@@ -278,6 +278,8 @@ def rasa_command(env: Dict[str, str], model: Path, shell: bool = False) -> List[
     if shell:
         return [sys.executable, "-m", "bot.server.patches", "shell", *common]
     http = ["--port", env["PORT"], "--credentials", "credentials.yml"]
+    if env.get("RASA_INTERFACE"):  # e.g. 127.0.0.1 when nginx runs on the same machine
+        http += ["--interface", env["RASA_INTERFACE"]]
     return [sys.executable, "-m", "bot.server.patches", "run", *common, *http]
 
 
