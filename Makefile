@@ -19,7 +19,7 @@ export RASA_TELEMETRY_ENABLED := false
 
 TRAINING_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
 
-.PHONY: help venv spacy train run shell test lint types validate-knowledge pytest \
+.PHONY: help venv spacy safety-model train run shell test lint types validate-knowledge pytest \
         validate-data test-nlu test-stories export-feedback bench clean migrate scale-test \
         server-packages image
 
@@ -51,9 +51,16 @@ $(SPACY_DIR)/.built: $(VENV)/.installed $(KNOWLEDGE) bot/nlp/spacy_pipeline.py a
 
 spacy: $(SPACY_DIR)/.built
 
+# ---- the safety net's classifier (bot/nlp/safety/classifier.py) ---------------------
+SAFETY_MODEL := build/safety_classifier.joblib
+$(SAFETY_MODEL): $(VENV)/.installed knowledge/safety_net.yml $(wildcard knowledge/safety_examples/*.yml) $(wildcard data/nlu/*.yml) $(wildcard bot/nlp/safety/*.py)
+	$(PY) -m bot.nlp.safety.classifier --out $@
+
+safety-model: $(SAFETY_MODEL)
+
 # ---- model --------------------------------------------------------------------
 # The spaCy pipeline is order-only: a knowledge edit rebuilds its entity ruler but needs no retraining.
-$(MODEL): $(VENV)/.installed $(TRAINING_INPUTS) $(shell find bot/nlp -name "*.py") | $(SPACY_DIR)/.built
+$(MODEL): $(VENV)/.installed $(TRAINING_INPUTS) $(shell find bot/nlp -name "*.py") | $(SPACY_DIR)/.built $(SAFETY_MODEL)
 	$(RASA) train --fixed-model-name assistant --out models
 	@touch $@
 
@@ -86,7 +93,7 @@ lint: $(VENV)/.installed
 
 validate-data: $(VENV)/.installed
 	$(PY) -m scripts.validate_data
-	$(PY) -m scripts.check_nlu_overlap data/nlu tests/nlu_test.yml
+	$(PY) -m scripts.check_nlu_overlap data/nlu tests/nlu_test.yml $(filter-out %.md,$(wildcard tests/blind/*.yml))
 
 # axe-core, injected into the page by the browser tests (from the npm registry, pinned by package-lock.json).
 node_modules/.installed: package.json package-lock.json

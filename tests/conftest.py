@@ -159,6 +159,7 @@ def tracker_dict(
     entities: Optional[List[Dict[str, Any]]] = None,
     extra: Optional[Dict[str, Any]] = None,
     ranking: Optional[List[Dict[str, Any]]] = None,
+    events: Optional[List[Dict[str, Any]]] = None,
 ) -> Dict[str, Any]:
     """A tracker state as the action server receives it, for ``Tracker.from_dict``."""
     latest: Dict[str, Any] = {
@@ -172,7 +173,7 @@ def tracker_dict(
         "sender_id": "test-user",
         "slots": slots or {},
         "latest_message": latest,
-        "events": [],
+        "events": events or [],
         "paused": False,
         "followup_action": None,
         "active_loop": {},
