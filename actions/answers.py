@@ -9,8 +9,15 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.base import EventType, KnowledgeAction, latest_intent, say_lines, say_not_known
-from actions.constants import SLOT_CURRENCY_TOLD, SLOT_LAST_TOPIC, TOPIC_INTENT_PREFIX, UTTER_NO_SOURCE
+from actions.constants import (
+    SLOT_CURRENCY_TOLD,
+    SLOT_LAST_TOPIC,
+    TOPIC_INTENT_PREFIX,
+    TOPIC_SERVICES,
+    UTTER_NO_SOURCE,
+)
 from actions.knowledge import Knowledge
+from actions.services import current_directory, source_line
 
 # Topics whose first answer is preceded by the note that the Plan is from 2014-17.
 CURRENCY_GROUPS = {"plan"}
@@ -82,6 +89,10 @@ class ActionSource(KnowledgeAction):
     ) -> List[EventType]:
         """Names the page and quotes the sentence the last answer rests on."""
         last = str(tracker.get_slot(SLOT_LAST_TOPIC) or "")
+        directory = current_directory() if last == TOPIC_SERVICES else None
+        if directory is not None:  # services from the imported directory: its address and the day it was copied
+            dispatcher.utter_message(text=source_line(directory, knowledge))
+            return []
         source = knowledge.source_of(last)
         if source is None:
             dispatcher.utter_message(response=UTTER_NO_SOURCE)

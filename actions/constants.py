@@ -7,6 +7,7 @@ INTENT_LOCAL_HELP = "ask_local_help"
 INTENT_WHO_PAYS = "ask_who_pays"
 INTENT_SOURCE = "ask_source"
 INTENT_SAFEGUARDING = "safeguarding"
+INTENT_MORE_SERVICES = "ask_more_services"
 
 # Entities, as labelled by the local spaCy entity ruler (bot/nlp/spacy_pipeline.py).
 ENTITY_LOCATION = "location"
@@ -17,11 +18,14 @@ SLOT_LAST_TOPIC = "last_topic"
 SLOT_CURRENCY_TOLD = "currency_told"
 SLOT_LOCATION = "location"
 SLOT_OUTCOME = "outcome"
+SLOT_SERVICES_QUERY = "services_query"  # place, outward code (never a full postcode), age or stage
+SLOT_SERVICES_SHOWN = "services_shown"  # how many services of that query have been shown
 
 # Pseudo-topics recorded in SLOT_LAST_TOPIC for answers that are not a knowledge topic.
 TOPIC_OUTCOME_PREFIX = "outcome:"
 TOPIC_LOCAL_HELP = "local_help"
 TOPIC_CURRENCY = "currency"
+TOPIC_SERVICES = "services"  # an answer from the imported service directory
 
 # Responses in domain.yml that actions send.
 UTTER_CAPABILITIES = "utter_capabilities"

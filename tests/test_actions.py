@@ -22,10 +22,11 @@ from tests.conftest import KNOWLEDGE, tracker_dict
 
 @pytest.fixture(autouse=True)
 def knowledge_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test reads its own copy of the knowledge file."""
+    """Each test reads its own copy of the knowledge file, and no imported service directory."""
     path = tmp_path / "lancashire.yml"
     shutil.copy(KNOWLEDGE, path)
     monkeypatch.setenv("KNOWLEDGE_FILE", str(path))
+    monkeypatch.setenv("SERVICES_FILE", str(tmp_path / "no-services.json"))
     monkeypatch.setattr(knowledge_module, "_default", None)
     return path
 
@@ -167,7 +168,7 @@ async def test_local_help_without_local_entries_says_so_and_invents_nothing() ->
 
 async def test_local_help_finds_a_town_without_an_entity() -> None:
     messages, _ = await run(ActionLocalHelp(), "ask_local_help", "any early help in skem?")
-    assert "I don't have contact details for Ormskirk" in texts(messages)
+    assert "I don't have contact details for Skelmersdale" in texts(messages)
 
 
 async def test_local_help_with_no_place_asks_for_one() -> None:
