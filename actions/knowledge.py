@@ -163,6 +163,7 @@ class Stage(_Strict):
 SERVICES_PLACEHOLDERS: Dict[str, Tuple[str, ...]] = {
     "found": ("count", "place", "for_whom"),
     "found_one": ("place", "for_whom"),
+    "found_countywide": ("place", "for_whom"),
     "more_found": ("place", "for_whom"),
     "for_stage": ("name",),
     "for_age": ("age",),
@@ -191,6 +192,7 @@ class ServicesWording(_Strict):
     countywide: List[NonEmpty]
     found: NonEmpty
     found_one: NonEmpty
+    found_countywide: NonEmpty
     more_found: NonEmpty
     for_stage: str
     for_age: str

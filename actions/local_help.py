@@ -29,9 +29,11 @@ from actions.constants import (
 )
 from actions.knowledge import Area, Contact, Knowledge, Service
 from actions.services import (
+    COUNTYWIDE_TIER,
     PAGE_SIZE,
     Query,
     current_directory,
+    find_ranked,
     find_services,
     for_whom,
     merge,
@@ -99,6 +101,7 @@ def show_page(
     query: Query,
     matches: List[Any],
     start: int,
+    countywide_only: bool = False,
 ) -> int:
     """Sends up to three services from ``start``, then the source (and the "More services" button).
 
@@ -110,6 +113,8 @@ def show_page(
     whom, place = for_whom(query, knowledge), query.place_label()
     if start == 0:
         header = wording.found_one if len(matches) == 1 else wording.found
+        if countywide_only:  # none in the place itself: say so, and what the county-wide ones are
+            header = wording.found_countywide
         dispatcher.utter_message(text=header.format(count=len(matches), place=place, for_whom=whom))
     else:
         dispatcher.utter_message(text=wording.more_found.format(place=place, for_whom=whom))
@@ -150,9 +155,11 @@ def directory_answer(
         say_lines(dispatcher, knowledge.answer_lines(knowledge.local_help))
         dispatcher.utter_message(text=wording.no_place)
         return [*events, SlotSet(SLOT_SERVICES_SHOWN, 0), SlotSet(SLOT_LAST_TOPIC, TOPIC_LOCAL_HELP)]
-    matches = find_services(directory, knowledge, query)
+    ranked = find_ranked(directory, knowledge, query)
+    matches = [service for _, service in ranked]
     if matches:
-        shown = show_page(dispatcher, knowledge, directory, query, matches, 0)
+        countywide_only = all(tier == COUNTYWIDE_TIER for tier, _ in ranked)
+        shown = show_page(dispatcher, knowledge, directory, query, matches, 0, countywide_only)
         return [*events, SlotSet(SLOT_SERVICES_SHOWN, shown), SlotSet(SLOT_LAST_TOPIC, TOPIC_SERVICES)]
     none = wording.none_found.format(place=query.place_label(), for_whom=for_whom(query, knowledge))
     dispatcher.utter_message(text=f"{none} {source_line(directory, knowledge)}")

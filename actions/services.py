@@ -288,17 +288,26 @@ def _ages(service: StoredService) -> Tuple[float, float]:
     return low, high
 
 
-def find_services(directory: Directory, knowledge: Knowledge, query: Query) -> List[StoredService]:
-    """The services for a query, best first: at the town or postcode, then in the district, then county-wide.
+COUNTYWIDE_TIER = 1
 
+
+def find_services(directory: Directory, knowledge: Knowledge, query: Query) -> List[StoredService]:
+    """The services for a query, best first (see ``find_ranked``)."""
+    return [service for _, service in find_ranked(directory, knowledge, query)]
+
+
+def find_ranked(directory: Directory, knowledge: Knowledge, query: Query) -> List[Tuple[int, StoredService]]:
+    """(tier, service) for a query, best first.
+
+    Tiers: at the town or postcode (3), elsewhere in the district (2), for all of Lancashire (1).
     With an age or a stage, only services whose ages overlap it, the closest age range first within each
-    place tier. Never a service the store does not hold.
+    tier. Never a service the store does not hold.
     """
     if not query.has_place():
         return []
     built = index(directory, knowledge)
     wanted = age_range(query, knowledge)
-    ranked: List[Tuple[Tuple[int, float, str], StoredService]] = []
+    ranked: List[Tuple[Tuple[int, float, str], Tuple[int, StoredService]]] = []
     for item in built.placed:
         tier = _tier(item, query, built.outward_districts)
         if tier == 0:
@@ -307,9 +316,9 @@ def find_services(directory: Directory, knowledge: Knowledge, query: Query) -> L
         if wanted and not (low <= wanted[1] and wanted[0] <= high):
             continue
         width = (high - low) if wanted else 0.0
-        ranked.append(((-tier, width, item.service.name.lower()), item.service))
+        ranked.append(((-tier, width, item.service.name.lower()), (tier, item.service)))
     ranked.sort(key=lambda pair: pair[0])
-    return [service for _, service in ranked]
+    return [found for _, found in ranked]
 
 
 # ----- freshness -------------------------------------------------------------------------------------------------

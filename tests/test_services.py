@@ -299,6 +299,15 @@ async def test_nothing_matched_says_so_and_gives_the_county_wide_answer(setting:
     assert slots(events)["last_topic"] == "services"
 
 
+async def test_only_county_wide_services_are_not_passed_off_as_local(setting: Path) -> None:
+    imported(setting)
+    messages, _ = await run(ActionLocalHelp(), "anything for young adults in fleetwood")
+    assert messages[0]["text"] == (
+        "I couldn't find a service for young adults in Fleetwood itself. Here is what I found for all of Lancashire."
+    )
+    assert "Example Lancashire Parent Line" in messages[1]["text"]
+
+
 async def test_an_old_copy_says_so_plainly(setting: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     imported(setting, days_ago=45)
     messages, _ = await run(ActionLocalHelp(), "is there early help in Chorley")
@@ -345,6 +354,7 @@ def test_the_services_wording_is_plain_english(knowledge: Knowledge) -> None:
     samples = [
         wording.found.format(count=4, place="Chorley", for_whom=wording.for_stage.format(name="toddlers")),
         wording.found_one.format(place="PR7", for_whom=wording.for_age.format(age=3)),
+        wording.found_countywide.format(place="Fleetwood", for_whom=""),
         wording.more_found.format(place="Chorley", for_whom=""),
         wording.source.format(source="the council", date="1 December 2026"),
         wording.stale.format(days=45), wording.more_left.format(left=2), wording.no_more.format(place="Chorley"),
