@@ -229,16 +229,15 @@ class Index:
     outward_districts: Dict[str, Set[str]]
 
 
-_cache: Dict[Tuple[int, int], Index] = {}
+_cache: List[Tuple[Directory, Knowledge, Index]] = []
 
 
 def index(directory: Directory, knowledge: Knowledge) -> Index:
-    """Places every service (cached until the store or the knowledge file is reloaded)."""
-    key = (id(directory), id(knowledge))
-    if key not in _cache:
-        _cache.clear()
-        _cache[key] = _build_index(directory, knowledge)
-    return _cache[key]
+    """Places every service (kept until the store or the knowledge file is reloaded)."""
+    if not (_cache and _cache[0][0] is directory and _cache[0][1] is knowledge):
+        # The objects themselves are kept, not their ids: a reloaded store may reuse a freed id.
+        _cache[:] = [(directory, knowledge, _build_index(directory, knowledge))]
+    return _cache[0][2]
 
 
 def _build_index(directory: Directory, knowledge: Knowledge) -> Index:

@@ -299,6 +299,15 @@ async def test_nothing_matched_says_so_and_gives_the_county_wide_answer(setting:
     assert slots(events)["last_topic"] == "services"
 
 
+async def test_a_new_import_shows_in_the_next_answer(setting: Path, tmp_path: Path) -> None:
+    imported(setting)
+    messages, _ = await run(ActionLocalHelp(), "is there early help in Chorley")
+    assert messages[0]["text"] == "I found 6 services near Chorley."
+    imported(setting, source=FIXTURES / "good" / "services" / f"f1c710a1-0000-4000-8000-{1:012d}.json", force=True)
+    messages, _ = await run(ActionLocalHelp(), "is there early help in Chorley")
+    assert messages[0]["text"] == "I found one service near Chorley."
+
+
 async def test_only_county_wide_services_are_not_passed_off_as_local(setting: Path) -> None:
     imported(setting)
     messages, _ = await run(ActionLocalHelp(), "anything for young adults in fleetwood")
