@@ -20,8 +20,8 @@ export RASA_TELEMETRY_ENABLED := false
 TRAINING_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
 
 .PHONY: help venv spacy safety-model train run shell test lint types validate-knowledge pytest \
-        validate-data test-nlu test-stories export-feedback bench clean migrate scale-test \
-        server-packages image
+        validate-data test-nlu test-stories export-feedback bench clean import-services demo-feed \
+        migrate scale-test server-packages image
 
 help:
 	@echo "make run      set up, train if stale, start the action server and Rasa (REST, socketio, widget)"
@@ -32,6 +32,8 @@ help:
 	@echo "make validate-knowledge   check the knowledge file without starting anything"
 	@echo "make export-feedback      write every stored feedback view to CSV (OUT=file.csv)"
 	@echo "make bench   speed, scale and memory against a stock Rasa bot (QUICK=1 for a short run)"
+	@echo "make import-services FROM=<https URL | folder | file>   copy the council's service directory (Open Referral UK)"
+	@echo "make demo-feed            serve the fictional test directory on http://127.0.0.1:8765/good (FEED_PORT=...)"
 	@echo "make migrate           create or update the database's tables (TRACKER_DB_URL), before replicas start"
 	@echo "make scale-test        two replicas behind nginx on PostgreSQL through a crash, a stop and a database restart"
 	@echo "make image             build the container images on a locally made Debian base (podman)"
@@ -85,6 +87,18 @@ validate-knowledge: $(VENV)/.installed
 
 export-feedback: $(VENV)/.installed
 	$(PY) -m actions.feedback_store export $(or $(OUT),feedback.csv)
+
+# ---- the council's service directory (Open Referral UK; README: "Local services directory") ------
+# Exits 1 and leaves the store as it was if any page fails, nothing is valid, or (without FORCE=1) the
+# import has fewer than half the services of the last one. SOURCE= names the address answers give.
+import-services: $(VENV)/.installed
+	@test -n "$(FROM)" || { echo "usage: make import-services FROM=<https URL of an Open Referral UK API | folder | file> [SOURCE=<address>] [FORCE=1]" >&2; exit 2; }
+	@mkdir -p var
+	$(PY) -m bot.directory.importer "$(FROM)" $(if $(SOURCE),--source-address "$(SOURCE)") $(if $(FORCE),--force)
+
+# The fictional test directory (tests/fixtures/openreferral/), healthy and broken, for a demo.
+demo-feed: $(VENV)/.installed
+	$(PY) -m tests.openreferral_feed --port $(or $(FEED_PORT),8765)
 
 # ---- checks -----------------------------------------------------------------------
 lint: $(VENV)/.installed

@@ -34,9 +34,11 @@ from actions.constants import (
     SLOT_LAST_TOPIC,
     TOPIC_DETAIL_PREFIX,
     TOPIC_INTENT_PREFIX,
+    TOPIC_SERVICES,
     UTTER_NO_SOURCE,
 )
 from actions.knowledge import Knowledge, Topic
+from actions.services import current_directory, source_line
 
 # Topics whose first answer is preceded by the note that the Plan is from 2014-17.
 CURRENCY_GROUPS = {"plan"}
@@ -161,7 +163,12 @@ class ActionSource(KnowledgeAction):
 
     async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker, knowledge: Knowledge) -> List[EventType]:
         """Names each page once and quotes each sentence the last answer rests on."""
-        sources = knowledge.sources_of(str(tracker.get_slot(SLOT_LAST_TOPIC) or ""))
+        last = str(tracker.get_slot(SLOT_LAST_TOPIC) or "")
+        directory = current_directory() if last == TOPIC_SERVICES else None
+        if directory is not None:  # services from the imported directory: its address and the day it was copied
+            dispatcher.utter_message(text=source_line(directory, knowledge), buttons=start_buttons(knowledge)[:3])
+            return []
+        sources = knowledge.sources_of(last)
         if not sources:
             dispatcher.utter_message(response=UTTER_NO_SOURCE, buttons=start_buttons(knowledge))
             return []

@@ -26,6 +26,7 @@ DETAIL_INTENTS = {
 }
 # Replies to a question the assistant asked ("Did you mean ...?", "Is someone in danger?").
 CONFIRM_INTENTS = {INTENT_AFFIRM, INTENT_DENY}
+INTENT_MORE_SERVICES = "ask_more_services"
 
 # Entities, as labelled by the local spaCy entity ruler (bot/nlp/spacy_pipeline.py) or set by a button.
 ENTITY_LOCATION = "location"
@@ -43,12 +44,15 @@ SLOT_OFFERED_INTENT = "offered_intent"
 SLOT_SAFETY_CHECK = "safety_check"
 SLOT_SAFETY_SPEAKER = "safety_speaker"
 SLOT_SAFETY_CATEGORY = "safety_category"
+SLOT_SERVICES_QUERY = "services_query"  # place, outward code (never a full postcode), age or stage
+SLOT_SERVICES_SHOWN = "services_shown"  # how many services of that query have been shown
 
 # Pseudo-topics recorded in SLOT_LAST_TOPIC for answers that are not a knowledge topic.
 TOPIC_OUTCOME_PREFIX = "outcome:"
 TOPIC_DETAIL_PREFIX = "detail:"
 TOPIC_LOCAL_HELP = "local_help"
 TOPIC_CURRENCY = "currency"
+TOPIC_SERVICES = "services"  # an answer from the imported service directory
 
 # Actions, and which one answers which intent (a test checks this against data/rules/).
 ACTION_ANSWER_TOPIC = "action_answer_topic"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
-from pydantic import BaseModel, Extra, ValidationError, constr, root_validator, validator
+from pydantic import BaseModel, Extra, ValidationError, confloat, constr, root_validator, validator
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +34,16 @@ if TYPE_CHECKING:  # the constrained types are plain strings to a type checker
     Group = str
     PhoneDigits = str
     Version = str
+    PostcodeArea = str
+    Age = float
 else:
     NonEmpty = constr(strip_whitespace=True, min_length=1)
     Identifier = constr(regex=r"^[a-z][a-z0-9_]*$")
     Group = constr(regex=r"^(plan|trust|figures|about)$")
     PhoneDigits = constr(regex=r"^[0-9 ]+$")
     Version = constr(regex=r"^1$")
+    PostcodeArea = constr(regex=r"^[A-Z]{1,2}$")
+    Age = confloat(ge=0, le=130)
 
 
 class KnowledgeError(Exception):
@@ -204,6 +208,90 @@ class LocalHelp(_Strict):
     source: Source
 
 
+class Stage(_Strict):
+    """A stage of childhood a person may name ("toddler"), and the ages it covers, in years."""
+
+    id: Identifier
+    name: NonEmpty
+    min_age: Age
+    max_age: Age
+    words: List[NonEmpty]
+
+    @root_validator(skip_on_failure=True)
+    def _ages_in_order(cls, values: Dict[str, Any]) -> Dict[str, Any]:  # noqa: N805
+        if values["min_age"] > values["max_age"]:
+            raise ValueError("min_age must not be above max_age")
+        return values
+
+
+# The placeholders each wording of the services answer may use (filled in by actions/local_help.py).
+SERVICES_PLACEHOLDERS: Dict[str, Tuple[str, ...]] = {
+    "found": ("count", "place", "for_whom"),
+    "found_one": ("place", "for_whom"),
+    "found_countywide": ("place", "for_whom"),
+    "more_found": ("place", "for_whom"),
+    "for_stage": ("name",),
+    "for_age": ("age",),
+    "source": ("source", "date"),
+    "stale": ("days",),
+    "more_left": ("left",),
+    "no_more": ("place",),
+    "none_found": ("place", "for_whom"),
+    "postcode_note": ("outward",),
+    "phone": ("phone",),
+    "website": ("url",),
+    "email": ("email",),
+    "call_label": ("name", "phone"),
+    "website_label": ("name",),
+}
+
+
+class ServicesWording(_Strict):
+    """How the assistant talks about services from an imported directory, and how it reads ages.
+
+    The services themselves are never here: they come only from the imported feed (bot/directory/).
+    """
+
+    stages: List[Stage]
+    postcode_areas: List[PostcodeArea]
+    countywide: List[NonEmpty]
+    found: NonEmpty
+    found_one: NonEmpty
+    found_countywide: NonEmpty
+    more_found: NonEmpty
+    for_stage: str
+    for_age: str
+    source: NonEmpty
+    stale: NonEmpty
+    more_left: NonEmpty
+    more_button: NonEmpty
+    no_more: NonEmpty
+    none_found: NonEmpty
+    no_place: NonEmpty
+    postcode_note: NonEmpty
+    phone: NonEmpty
+    website: NonEmpty
+    email: NonEmpty
+    website_text: NonEmpty
+    call_label: NonEmpty
+    website_label: NonEmpty
+
+    class Config:
+        """Keeps the leading space of " for toddlers"."""
+
+        anystr_strip_whitespace = False
+
+    @root_validator(skip_on_failure=True)
+    def _placeholders(cls, values: Dict[str, Any]) -> Dict[str, Any]:  # noqa: N805
+        for key, names in SERVICES_PLACEHOLDERS.items():
+            try:
+                values[key].format(**{name: "x" for name in names})
+            except (KeyError, IndexError, ValueError) as error:
+                allowed = ", ".join(f"{{{n}}}" for n in names)
+                raise ValueError(f"services → {key}: may only use {allowed} ({error})") from error
+        return values
+
+
 class Helpline(_Strict):
     """A national helpline: the one kind of fact that is not from the Trust's website."""
 
@@ -245,6 +333,7 @@ class Knowledge(_Strict):
     human: Human
     call_label: NonEmpty
     helplines: List[Helpline]
+    services: ServicesWording
 
     @validator("schema_version", pre=True)
     def _version_as_text(cls, value: Any) -> str:  # noqa: N805

@@ -39,6 +39,7 @@ class LiveServer:
     feedback_db: Path
     tracker_db: Path
     log: Path
+    services_file: Path
 
     def say(self, sender: str, message: str, timeout: float = 30) -> List[Dict[str, Any]]:
         """Sends a message over the REST channel and returns the bot's messages."""
@@ -80,6 +81,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         TRACKER_DB_URL=f"sqlite:///{work / 'tracker.db'}",
         FEEDBACK_DB_URL=f"sqlite:///{work / 'feedback.db'}",
         KNOWLEDGE_FILE=str(knowledge),
+        SERVICES_FILE=str(work / "services.json"),  # no imported directory until a test imports one
         WIDGET_SECRET="test-secret-" + "x" * 32,
         SANIC_WORKERS="2",  # what `make run` starts on a 2-CPU machine: locks shared in the database
     )
@@ -95,6 +97,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         feedback_db=work / "feedback.db",
         tracker_db=work / "tracker.db",
         log=log,
+        services_file=work / "services.json",
     )
     try:
         _wait_for(server.base_url, process, log, START_TIMEOUT)

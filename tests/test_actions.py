@@ -23,10 +23,11 @@ from tests.conftest import KNOWLEDGE, tracker_dict
 
 @pytest.fixture(autouse=True)
 def knowledge_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test reads its own copy of the knowledge file."""
+    """Each test reads its own copy of the knowledge file, and no imported service directory."""
     path = tmp_path / "lancashire.yml"
     shutil.copy(KNOWLEDGE, path)
     monkeypatch.setenv("KNOWLEDGE_FILE", str(path))
+    monkeypatch.setenv("SERVICES_FILE", str(tmp_path / "no-services.json"))
     monkeypatch.setattr(knowledge_module, "_default", None)
     return path
 
@@ -265,6 +266,11 @@ async def test_local_help_without_local_entries_says_so_and_invents_nothing() ->
     assert "Burnley" in reply
     assert not any(ch.isdigit() for ch in reply.replace("9 Prevention", ""))
     assert slot(events, "location") == "Burnley"
+
+
+async def test_local_help_finds_a_town_without_an_entity() -> None:
+    messages, _ = await run(ActionLocalHelp(), "ask_local_help", "any early help in skem?")
+    assert "I don't have contact details for Skelmersdale" in texts(messages)
 
 
 # ---- a way to a person ---------------------------------------------------------------------------
