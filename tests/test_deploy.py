@@ -132,3 +132,14 @@ def test_nginx_accepts_the_site_file(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stderr
     site = (ROOT / "deploy" / "nginx" / "assistant.conf").read_text()
     assert "least_conn" in site and "proxy_set_header Upgrade $http_upgrade" in site
+
+
+def test_the_images_pin_every_requirement_for_their_python() -> None:
+    pinned = {
+        line.split("==")[0].lower().replace("_", "-")
+        for line in (ROOT / "deploy" / "constraints-py39.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    wanted = _requirement_names(ROOT / "requirements.txt") + _requirement_names(ROOT / "requirements-actions.txt")
+    missing = sorted({name.lower().replace("_", "-") for name in wanted} - pinned)
+    assert not missing, f"add them to deploy/constraints-py39.txt (resolved on Python 3.9): {missing}"
