@@ -79,6 +79,8 @@ _SESSION_ID_BYTES = 24  # secrets.token_urlsafe(24) is 32 characters, 192 bits
 _TOKEN_RE = re.compile(r"\A([A-Za-z0-9_-]{32})\.([A-Za-z0-9_-]{43})\Z")
 _SIGNING_CONTEXT = b"bot.channels.widget/session/v1:"
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The client's id for a message, repeated when it sends the message again (bot/server/turns.py).
+_MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _STYLE_RE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
 # Sanic-CORS skips a response whose request carries this marker
 # (sanic_cors.core.SANIC_CORS_EVALUATED), so Rasa's `--cors` option can never
@@ -268,6 +270,12 @@ def history_turns(events: Iterable[Event]) -> List[Dict[str, Any]]:
     return turns[-HISTORY_LIMIT:]
 
 
+def _message_id(data: Mapping[str, Any]) -> Optional[str]:
+    """The client's id for the message, if it sent a well-formed one."""
+    value = data.get("message_id")
+    return value if isinstance(value, str) and _MESSAGE_ID_RE.fullmatch(value) else None
+
+
 def _consume_outcome(task: "asyncio.Future[Any]") -> None:
     """Retrieves a finished task's exception so none goes unreported."""
     if not task.cancelled() and task.exception() is not None:
@@ -453,7 +461,9 @@ class WidgetInput(InputChannel):
         collector = CollectingOutputChannel()
         logger.debug("Widget message received (%d characters).", len(text))
         task = asyncio.ensure_future(
-            on_new_message(UserMessage(text, collector, session_id, input_channel=self.name()))
+            on_new_message(
+                UserMessage(text, collector, session_id, input_channel=self.name(), message_id=_message_id(data))
+            )
         )
         try:
             # shield: a timeout or a closed connection must not cancel Rasa
