@@ -349,7 +349,9 @@ class ScaleTest:
         stored = stored_message_ids(self.postgres.url)
         for fault in faults:
             cost_of(fault, everything, self.options.settle)
-        return self.figures(everything, stored, faults, people, load_ended - load_began)
+        figures = self.figures(everything, stored, faults, people, load_ended - load_began)
+        figures["sent_to_another_replica_by_nginx"] = self.nginx.retried()
+        return figures
 
     def figures(
         self, everything: List[Sent], stored: Dict[str, int], faults: List[Fault], people: List[Person], seconds: float
@@ -413,6 +415,7 @@ def report(figures: Dict[str, Any]) -> str:
         f"| wrong answers (a follow-up out of context) | {figures['wrong']} | 0 |",
         f"| stalled (answered after more than {figures['settings']['max_stall_s']:.0f} s) | {figures['stalled']} | 0 |",
         f"| sent again by the client (retries) | {figures['sent_again']} | |",
+        f"| passed on to the other replica by nginx | {figures.get('sent_to_another_replica_by_nginx')} | |",
         f"| answered but not stored | {figures['answered_but_not_stored']} | |",
         f"| latency p50 / p95 / max (s) | {latency['p50']} / {latency['p95']} / {latency['max']} | |",
         "",

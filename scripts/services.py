@@ -175,7 +175,8 @@ class Nginx:
             "daemon off;\n"
             "events { worker_connections 1024; }\n"
             "http {\n"
-            f"  access_log {self.folder / 'access.log'};\n"
+            "  log_format upstreams '$request_method $uri $status [$upstream_addr] [$upstream_status]';\n"
+            f"  access_log {self.folder / 'access.log'} upstreams;\n"
             f"  client_body_temp_path {temp}/body; proxy_temp_path {temp}/proxy;\n"
             f"  fastcgi_temp_path {temp}/fastcgi; uwsgi_temp_path {temp}/uwsgi; scgi_temp_path {temp}/scgi;\n"
             f"{site}\n"
@@ -204,6 +205,12 @@ class Nginx:
                     return self
             time.sleep(0.1)
         raise RuntimeError(f"nginx did not listen on {self.port}: {(self.folder / 'error.log').read_text()[-2000:]}")
+
+    def retried(self) -> int:
+        """How many requests nginx sent to more than one replica (its access log)."""
+        log = self.folder / "access.log"
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        return sum(1 for line in lines if "," in line.rsplit("[", 2)[-2])
 
     def stop(self) -> None:
         """Stops nginx (by its process id)."""
