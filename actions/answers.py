@@ -25,6 +25,7 @@ from actions.base import (
 from actions.constants import (
     ACTION_ANSWER_DETAIL,
     ACTION_ANSWER_TOPIC,
+    ACTION_OUTCOME_DETAIL,
     ACTION_SOURCE,
     ACTION_TELL_MORE,
     DETAIL_INTENTS,
@@ -39,12 +40,14 @@ from actions.constants import (
     UTTER_NO_SOURCE,
 )
 from actions.knowledge import Knowledge, Topic
+from actions.outcomes import one_outcome_named
 from actions.services import current_directory, source_line
 
 # Topics whose first answer is preceded by the note that the Plan is from 2014-17.
 CURRENCY_GROUPS = {"plan"}
 TOPICS_THAT_ARE_THE_CURRENCY_NOTE = {"up_to_date"}
 PLAN_YEARS = "2014"
+OUTCOMES_TOPIC = "outcomes"
 
 
 def chosen_topic(knowledge: Knowledge, question: Question) -> str:
@@ -116,6 +119,8 @@ class ActionAnswerTopic(KnowledgeAction):
             say_not_known(dispatcher)
             return []
         events: List[EventType] = clear_pending() if question.pending else []
+        if topic_id == OUTCOMES_TOPIC and one_outcome_named(question, knowledge):
+            return [*events, FollowupAction(ACTION_OUTCOME_DETAIL)]  # "what's the fourth outcome?"
         previous = last_topic(tracker)
         text = tidy_text(tracker, question)
         if previous and topic_id in knowledge.related_topics(previous) and knowledge.asks_for_more(text):

@@ -204,6 +204,7 @@ class LocalHelp(_Strict):
 
     button: NonEmpty
     title: NonEmpty
+    related: List[Identifier] = []
     answer: List[NonEmpty]
     no_local_details: NonEmpty
     no_place: NonEmpty
