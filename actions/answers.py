@@ -74,13 +74,15 @@ def follow_up_of(knowledge: Knowledge, text: str, asked: str, previous: str) -> 
     """The detail kind when a question about ``asked`` is really a follow-up about ``previous``.
 
     It is, when it has a detail's cue words ("how many", "when", "why") and either asks about the
-    same topic again, or points back ("how many of them"), or is only a few words ("Timeframe?"),
-    and does not itself clearly name the topic it was classified as.
+    same topic again (or a part of it), or points back ("how many of them"), or is only a few words
+    ("Timeframe?"), and does not itself clearly name the topic it was classified as. A broader topic
+    ("how much money is there in total?" after one figure) is a new question.
     """
     kind = knowledge.detail_in_text(text) if text else None
     if kind is None or not previous or knowledge.topic(previous) is None:
         return None
-    if asked in knowledge.related_topics(previous):
+    topic = knowledge.topic(previous)
+    if asked == previous or (topic is not None and asked in topic.narrower):
         return kind
     if knowledge.topic_in_text(text, strong_only=True) == asked:
         return None
@@ -123,7 +125,9 @@ class ActionAnswerTopic(KnowledgeAction):
             return [*events, FollowupAction(ACTION_OUTCOME_DETAIL)]  # "what's the fourth outcome?"
         previous = last_topic(tracker)
         text = tidy_text(tracker, question)
-        if previous and topic_id in knowledge.related_topics(previous) and knowledge.asks_for_more(text):
+        if previous and previous != topic_id and knowledge.asks_for_source(text):
+            return [*events, FollowupAction(ACTION_SOURCE)]  # "source of the figures?" after the money
+        if previous == topic_id and knowledge.asks_for_more(text):
             return [*events, FollowupAction(ACTION_TELL_MORE)]  # "scope of the changes?" after that answer
         kind = follow_up_of(knowledge, text, topic_id, previous)
         if kind is not None:
@@ -154,7 +158,10 @@ def detail_topic(knowledge: Knowledge, text: str, last: str) -> str:
         return (knowledge.topic_in_text(text) if text else None) or ""
     named = knowledge.topic_in_text(text, strong_only=True) if text else None
     if named is None or named in knowledge.related_topics(last):
-        return last
+        broader = knowledge.topic_in_text(text) if text else None
+        parent = knowledge.topic(broader) if broader else None
+        # "how much money is there in total?" after one figure: the money as a whole.
+        return str(broader) if parent is not None and last in parent.narrower else last
     return named
 
 

@@ -16,6 +16,7 @@ from actions.answers import answer_detail, detail_topic, last_topic, start_butto
 from actions.base import EventType, KnowledgeAction, latest_text
 from actions.constants import (
     ACTION_FALLBACK,
+    ACTION_SOURCE,
     ACTION_TELL_MORE,
     DETAIL_INTENTS,
     INTENT_LOCAL_HELP,
@@ -115,8 +116,11 @@ class ActionFallback(KnowledgeAction):
         follow_up = follow_up_kind(tracker, knowledge)
         if follow_up is not None:
             return answer_detail(dispatcher, knowledge, *follow_up)
-        if knowledge.topic(last_topic(tracker)) is not None and knowledge.asks_for_more(tidy_latest(tracker)):
-            return [FollowupAction(ACTION_TELL_MORE)]
+        if knowledge.topic(last_topic(tracker)) is not None:
+            if knowledge.asks_for_source(tidy_latest(tracker)):
+                return [FollowupAction(ACTION_SOURCE)]
+            if knowledge.asks_for_more(tidy_latest(tracker)):
+                return [FollowupAction(ACTION_TELL_MORE)]
         if missed_just_before(tracker):
             dispatcher.utter_message(response="utter_fallback_again")
             dispatcher.utter_message(

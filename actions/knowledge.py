@@ -150,6 +150,7 @@ class NextSteps(_Strict):
     offer_yes: NonEmpty
     offer_no: NonEmpty
     more_cues: List[NonEmpty] = []
+    source_cues: List[NonEmpty] = []
 
 
 class Human(_Strict):
@@ -534,6 +535,11 @@ class Knowledge(_Strict):
         """Whether a message asks for more about the last answer ("tell me more", "elaborate")."""
         wanted = f" {_normalise(text)} "
         return any(f" {_normalise(cue)} " in wanted for cue in self.next_steps.more_cues)
+
+    def asks_for_source(self, text: str) -> bool:
+        """Whether a message asks where the last answer comes from ("basis of the estimate?")."""
+        wanted = f" {_normalise(text)} "
+        return any(f" {_normalise(cue)} " in wanted for cue in self.next_steps.source_cues)
 
     def refers_back(self, text: str) -> bool:
         """Whether a message has a word that points back to the last answer ("them", "it")."""

@@ -165,13 +165,15 @@ def test_live_a_new_reply_is_shown_from_its_first_message_and_the_header_is_shor
     page = context.new_page()
     widget = open_demo(page, live)
     widget.open()
-    step(widget, page, say="hello")
+    for question in ("hello", "what are the plan's outcomes", "what does the trust do"):
+        step(widget, page, say=question)  # a conversation long enough to scroll
     before = widget.bot.count()
     step(widget, page, say="what is the children and young people's plan?")
     first = widget.bot.nth(before).bounding_box()
     log = widget.conversation.bounding_box()
     assert first is not None and log is not None
-    assert log["y"] - 1 <= first["y"] <= log["y"] + 40, f"the reply's first message is not at the top: {first} in {log}"
+    bottom = log["y"] + log["height"]
+    assert log["y"] - 1 <= first["y"] <= bottom - 40, f"the reply's first message is out of sight: {first} in {log}"
     title = page.locator(".lcw-title")
     box = title.bounding_box()
     line = float(title.evaluate("n => parseFloat(getComputedStyle(n).lineHeight)"))
@@ -182,3 +184,24 @@ def test_live_a_new_reply_is_shown_from_its_first_message_and_the_header_is_shor
         assert header["height"] <= 64, f"the header is too tall on a phone: {header}"
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"reply-top-{size}.png"))
+
+
+def test_live_a_reply_taller_than_the_conversation_starts_at_its_first_message(
+    browser: Browser, live: str  # noqa: F811
+) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 460}, is_mobile=True)
+    try:
+        page = context.new_page()
+        widget = open_demo(page, live)
+        widget.open()
+        step(widget, page, say="hello")
+        before = widget.bot.count()
+        step(widget, page, say="what is the children and young people's plan?")
+        first = widget.bot.nth(before).bounding_box()
+        log = widget.conversation.bounding_box()
+        assert first is not None and log is not None
+        height = float(widget.conversation.evaluate("n => n.scrollHeight - n.clientHeight"))
+        assert height > 0, "the reply should not fit in the conversation at this size"
+        assert log["y"] - 1 <= first["y"] <= log["y"] + 40, f"the reply starts out of sight: {first} in {log}"
+    finally:
+        context.close()
