@@ -103,7 +103,7 @@ lint: $(VENV)/.installed
 
 validate-data: $(VENV)/.installed
 	$(PY) -m scripts.validate_data
-	$(PY) -m scripts.check_nlu_overlap data/nlu tests/nlu_test.yml $(filter-out %.md,$(wildcard tests/blind/*.yml))
+	$(PY) -m scripts.check_nlu_overlap data/nlu tests/nlu_test.yml $(wildcard tests/blind/*.yml tests/blind/fresh/*.yml)
 
 # axe-core, injected into the page by the browser tests (from the npm registry, pinned by package-lock.json).
 node_modules/.installed: package.json package-lock.json
