@@ -10,8 +10,11 @@ is made and where structlog renders its events:
 1. **While a message is being handled, its text is known.** The channels (``bot/channels/``) and
    the action server (``bot/server/action_server.py``) hold each message's text in
    ``user_text(...)`` for as long as they handle it. A log record factory, installed for the
-   whole process, replaces any of those texts in a record (as typed, JSON-escaped or quoted) with
-   ``[user text removed]``, in its message and in its traceback, whichever logger made it.
+   whole process, replaces any of those texts in a record with ``[user text removed]``, in its
+   message and in its traceback, whichever logger made it: the whole text (as typed,
+   JSON-escaped or quoted), and any part of it that shows on its own: two words of it in a row,
+   or one word of it with a digit or an ``@`` in it, or of ``LONG_WORD_CHARS`` letters or more
+   (Rasa's warning about "/" text quotes the part it could not read).
 2. **Rasa's structured events never carry the fields that hold text.** Rasa lists them itself
    (``rasa.utils.log_utils._anonymizer``: ``text``, ``parse_data_text``, ``slot_values``,
    ``rasa_events`` and more). A structlog processor in front of Rasa's replaces their values.
@@ -27,12 +30,16 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import threading
 from collections import Counter
 from typing import Any, Callable, Dict, Iterable, Iterator, List, MutableMapping, Optional
 
 REMOVED = "[user text removed]"
 MIN_TEXT_CHARS = 4
+LONG_WORD_CHARS = 10
+_WORD = re.compile(r"\S+")
+_EDGE_PUNCTUATION = "\"'`.,;:!?()[]{}<>"
 
 # The keys Rasa's own anonymizer treats as holding user text (rasa/utils/log_utils.py, 3.6).
 STRUCTLOG_TEXT_KEYS = frozenset(
@@ -70,7 +77,18 @@ STRUCTLOG_TEXT_KEYS = frozenset(
 _lock = threading.Lock()
 _in_flight: Counter = Counter()
 _forms: List[str] = []  # every written form of every text in flight, longest first
+_pairs: frozenset = frozenset()  # every two words in a row of every text in flight
+_words: frozenset = frozenset()  # every telling single word of every text in flight
 _installed = False
+
+
+def _key(word: str) -> str:
+    return word.strip(_EDGE_PUNCTUATION).lower()
+
+
+def _telling(word: str) -> bool:
+    """Whether one word alone may identify what was said (a number, an address, a rare long word)."""
+    return len(word) >= 4 and (any(c.isdigit() or c == "@" for c in word) or len(word) >= LONG_WORD_CHARS)
 
 
 def _written_forms(text: str) -> Iterable[str]:
@@ -85,9 +103,16 @@ def _written_forms(text: str) -> Iterable[str]:
 
 
 def _rebuild_forms() -> None:
-    global _forms
+    global _forms, _pairs, _words
     forms = {form for text in _in_flight for form in _written_forms(text) if len(form) >= MIN_TEXT_CHARS}
+    pairs: set = set()
+    words: set = set()
+    for text in _in_flight:
+        keys = [key for key in (_key(word) for word in text.split()) if key]
+        pairs.update(zip(keys, keys[1:]))
+        words.update(key for key in keys if _telling(key))
     _forms = sorted(forms, key=len, reverse=True)
+    _pairs, _words = frozenset(pairs), frozenset(words)
 
 
 @contextlib.contextmanager
@@ -117,14 +142,39 @@ def user_text(*texts: Any) -> Iterator[None]:
 
 
 def scrub(message: str) -> str:
-    """Returns ``message`` with every text currently held by ``user_text`` replaced."""
-    forms = _forms
+    """Returns ``message`` with every text currently held by ``user_text``, or a telling part of one, replaced."""
+    forms, pairs, words = _forms, _pairs, _words
     if not forms or not message:
         return message
     for form in forms:
         if form in message:
             message = message.replace(form, REMOVED)
-    return message
+    return _scrub_parts(message, pairs, words) if pairs or words else message
+
+
+def _scrub_parts(message: str, pairs: frozenset, words: frozenset) -> str:
+    """Replaces each run of words of ``message`` that are two words of a text in a row, or a telling word."""
+    tokens = [(match.start(), match.end(), _key(match.group(0))) for match in _WORD.finditer(message)]
+    hit = [key in words for _, _, key in tokens]
+    for index in range(len(tokens) - 1):
+        if (tokens[index][2], tokens[index + 1][2]) in pairs:
+            hit[index] = hit[index + 1] = True
+    if not any(hit):
+        return message
+    out: List[str] = []
+    position = index = 0
+    while index < len(tokens):
+        if not hit[index]:
+            index += 1
+            continue
+        start = tokens[index][0]
+        while index + 1 < len(tokens) and hit[index + 1]:
+            index += 1
+        out.extend((message[position:start], REMOVED))
+        position = tokens[index][1]
+        index += 1
+    out.append(message[position:])
+    return "".join(out)
 
 
 def _clean_record(record: logging.LogRecord) -> None:
