@@ -19,6 +19,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import ipaddress
 import logging
 import math
@@ -26,13 +28,19 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from sanic import Sanic, response
 from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+from bot.privacy import logs
+
+if TYPE_CHECKING:  # Rasa is imported only where a message is handed to it (the action server needs none)
+    from rasa.core.channels.channel import UserMessage
 
 logger = logging.getLogger(__name__)
 
@@ -89,9 +97,16 @@ class Refused(Exception):
         self.message = message
         self.retry_after = retry_after
 
-    def body(self) -> Dict[str, Any]:
-        """The JSON body of the refusal."""
-        return {"error": self.code, "message": self.message}
+    def body(self, help_text: str = "") -> Dict[str, Any]:
+        """The JSON body of the refusal (with ``help``: the helplines, when given)."""
+        body = {"error": self.code, "message": self.message}
+        if help_text:
+            body["help"] = help_text
+        return body
+
+    def needs_help(self) -> bool:
+        """Whether the person is left without an answer (too fast, or the assistant failed)."""
+        return self.status == 429 or self.status >= 500
 
     def headers(self) -> Dict[str, str]:
         """The headers of the refusal."""
@@ -100,10 +115,41 @@ class Refused(Exception):
             headers["Retry-After"] = str(self.retry_after)
         return headers
 
-    def response(self, extra_headers: Optional[Mapping[str, str]] = None) -> HTTPResponse:
-        """The refusal as a Sanic response."""
+    def response(self, extra_headers: Optional[Mapping[str, str]] = None, app: Optional[Sanic] = None) -> HTTPResponse:
+        """The refusal as a Sanic response; with the helplines when ``needs_help`` and ``app`` is given."""
         headers = {**(extra_headers or {}), **self.headers()}
-        return response.json(self.body(), status=self.status, headers=headers)
+        help_text = helplines(app) if app is not None and self.needs_help() else ""
+        return response.json(self.body(help_text), status=self.status, headers=headers)
+
+
+# ---- the helplines, for a person the assistant cannot answer --------------------------------------
+
+HELPLINES_RESPONSE = "utter_safety_fallback_helplines"
+DOMAIN_FILE = Path(__file__).resolve().parents[2] / "domain.yml"
+
+
+@functools.lru_cache(maxsize=1)
+def _helplines_in_domain_file() -> str:
+    import yaml
+
+    try:
+        domain = yaml.safe_load(DOMAIN_FILE.read_text(encoding="utf-8"))
+        return str(domain["responses"][HELPLINES_RESPONSE][0]["text"])
+    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
+        logger.error("The helplines response %s is missing from %s.", HELPLINES_RESPONSE, DOMAIN_FILE)
+        return ""
+
+
+def helplines(app: Optional[Sanic]) -> str:
+    """The national helplines line (domain.yml ``utter_safety_fallback_helplines``), never an error.
+
+    From the loaded model's domain when there is one, else from domain.yml itself.
+    """
+    agent = getattr(getattr(app, "ctx", None), "agent", None)
+    try:
+        return str(agent.domain.responses[HELPLINES_RESPONSE][0]["text"])  # type: ignore[union-attr]
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return _helplines_in_domain_file()
 
 
 # ---- settings -----------------------------------------------------------------------------------
@@ -292,6 +338,48 @@ def message_id(value: object) -> Optional[str]:
     return value
 
 
+async def _handle_quietly(on_new_message: Callable[["UserMessage"], Awaitable[Any]], message: "UserMessage") -> Any:
+    """Runs Rasa's handler with the message's text kept out of every log line (bot/privacy/logs.py)."""
+    with logs.user_text(message.text):
+        return await on_new_message(message)
+
+
+def _consume_outcome(task: "asyncio.Future[Any]") -> None:
+    """Retrieves a finished task's exception so none goes unreported."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("A message failed after its request ended (%s).", type(task.exception()).__name__)
+
+
+async def answer(
+    on_new_message: Callable[["UserMessage"], Awaitable[Any]], message: "UserMessage", timeout_s: float
+) -> List[Dict[str, Any]]:
+    """Hands a message to Rasa and returns what the assistant said (the message's output channel collects).
+
+    The turn is shielded: a timeout or a closed connection never stops Rasa half-way through a
+    turn; it finishes and is kept in the conversation.
+
+    Raises:
+        Refused: 504 if the answer takes longer than ``timeout_s``, 502 if the assistant fails.
+    """
+    task = asyncio.ensure_future(_handle_quietly(on_new_message, message))
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout_s)
+    except asyncio.CancelledError:
+        task.add_done_callback(_consume_outcome)
+        raise
+    except asyncio.TimeoutError:
+        task.add_done_callback(_consume_outcome)
+        logger.error("The assistant took too long to answer a %s message.", message.input_channel)
+        raise Refused(504, "timeout", "The assistant is taking too long. Please try again.")
+    except Exception as error:
+        logger.error("The assistant failed on a %s message (%s).", message.input_channel, type(error).__name__)
+        raise Refused(502, "bot_error", "Sorry, something went wrong. Please try again.")
+    from rasa.core.channels.channel import CollectingOutputChannel
+
+    output = message.output_channel
+    return list(output.messages) if isinstance(output, CollectingOutputChannel) else []
+
+
 # ---- origins ------------------------------------------------------------------------------------
 
 
@@ -345,6 +433,14 @@ def harden_app(app: Sanic) -> None:
             return response.json({"status": "ok"}, headers={"Cache-Control": "no-store"})
         return None
 
+    app.request_middleware.appendleft(no_banner)
+    add_security_headers(app)
+    add_json_errors(app)
+
+
+def add_security_headers(app: Sanic) -> None:
+    """Adds ``SECURITY_HEADERS`` to every response of ``app`` that does not set them itself."""
+
     async def security_headers(request: Request, outgoing: Any) -> None:
         if outgoing is None:
             return
@@ -352,8 +448,11 @@ def harden_app(app: Sanic) -> None:
             if name not in outgoing.headers:
                 outgoing.headers[name] = value
 
-    app.request_middleware.appendleft(no_banner)
     app.response_middleware.append(security_headers)
+
+
+def add_json_errors(app: Sanic) -> None:
+    """Answers every error of ``app`` with ``json_error``."""
     app.error_handler.add(SanicException, json_error)
     app.error_handler.add(Exception, json_error)
 
@@ -375,7 +474,7 @@ def json_error(request: Optional[Request], exception: BaseException) -> HTTPResp
         else:
             code, message = _ERROR_CODES.get(status, ("error", "The request was refused."))
             refusal = Refused(status, code, message)
-    reply = refusal.response()
+    reply = refusal.response(app=getattr(request, "app", None) if request is not None else None)
     for name, value in SECURITY_HEADERS.items():
         reply.headers.setdefault(name, value)
     return reply
