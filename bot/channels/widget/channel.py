@@ -41,7 +41,6 @@ The tracker keeps a widget conversation as ``widget:<id>``, so no other channel
 can name it (REST ids may not contain ":").
 """
 
-import asyncio
 import base64
 import gzip
 import hashlib
@@ -214,21 +213,6 @@ def history_turns(events: Iterable[Event]) -> List[Dict[str, Any]]:
                     if part:
                         turns.append({"sender": "bot", "text": part})
     return turns[-HISTORY_LIMIT:]
-
-
-async def _handle_quietly(on_new_message: OnNewMessage, message: UserMessage) -> Any:
-    """Runs Rasa's handler with the message's text kept out of every log line (bot/privacy/logs.py)."""
-    with logs.user_text(message.text):
-        return await on_new_message(message)
-
-
-def _consume_outcome(task: "asyncio.Future[Any]") -> None:
-    """Retrieves a finished task's exception so none goes unreported."""
-    if not task.cancelled() and task.exception() is not None:
-        logger.warning(
-            "A widget message failed after its request ended (%s).",
-            type(task.exception()).__name__,
-        )
 
 
 class WidgetInput(InputChannel):
@@ -428,26 +412,12 @@ class WidgetInput(InputChannel):
         agent = getattr(request.app.ctx, "agent", None)
         if agent is not None and not agent.is_ready():
             raise Refused(503, "not_ready", "The assistant is starting. Try again in a minute.", retry_after=30)
-        collector = CollectingOutputChannel()
         logger.debug("Widget message received (%d characters).", len(text))
+        collector = CollectingOutputChannel()
         message = UserMessage(text, collector, conversation_id, input_channel=self.name(), message_id=message_id)
-        task = asyncio.ensure_future(_handle_quietly(on_new_message, message))
-        try:
-            # shield: a timeout or a closed connection must not cancel Rasa
-            # half-way through a turn; the turn finishes and is kept in history.
-            await asyncio.wait_for(asyncio.shield(task), self.response_timeout)
-        except asyncio.CancelledError:
-            task.add_done_callback(_consume_outcome)
-            raise
-        except asyncio.TimeoutError:
-            task.add_done_callback(_consume_outcome)
-            logger.error("The assistant took too long to answer a widget message.")
-            raise Refused(504, "timeout", "The assistant is taking too long. Please try again.")
-        except Exception as exc:
-            logger.error("The assistant failed on a widget message (%s).", type(exc).__name__)
-            raise Refused(502, "bot_error", "Sorry, something went wrong. Please try again.")
+        said = await guard.answer(on_new_message, message, self.response_timeout)
         self._renew(request, token)
-        messages = [public_message(m) for m in collector.messages]
+        messages = [public_message(m) for m in said]
         return [m for m in messages if m is not None], 200
 
     async def _handle_history(self, request: Request) -> JsonResult:
@@ -552,7 +522,7 @@ class WidgetInput(InputChannel):
                 raise Refused(403, "origin_not_allowed", "This site may not use the chat.")
             body, status = await handler(request)
         except Refused as error:
-            return error.response(headers)
+            return error.response(headers, app=request.app)
         headers.update(getattr(request.ctx, "widget_headers", None) or {})
         headers["Cache-Control"] = "no-store"
         return response.json(body, status=status, headers=headers)
