@@ -52,7 +52,10 @@ _STREET_WORDS = (
     "grove|gardens|gdns|walk|row|mews|parade|square|sq|brow|fold|meadow|meadows|rise|view|hill"
 )
 _ADDRESSES = [
-    re.compile(r"\b(?:i\s+live\s+(?:at|on)|my\s+address\s+is|address\s*:)\s+[^.!?\n]{1,60}", re.IGNORECASE),
+    re.compile(
+        r"\b(?:i\s+live\s+(?:at|on)|my\s+address\s+is|address\s*:)\s+(?!\[)(?:(?!\s+(?:and|but|so|because|cos|coz|or)\b)[^.!?\n[,]){1,60}",
+        re.IGNORECASE,
+    ),
     re.compile(
         rf"\b(?:(?:flat|apartment|apt)\s*\d{{1,4}}[a-z]?,?\s+)?\d{{1,4}}[a-z]?,?\s+(?:[a-z'’-]+\s+){{1,3}}(?:{_STREET_WORDS})\b\.?",
         re.IGNORECASE,
