@@ -71,6 +71,7 @@ SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-
 _HARDENED = "_lancs_hardened"
 _LIMITER = "lancs_rate_limiter"
 _MESSAGE_ID = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
@@ -309,13 +310,15 @@ def limiter_for(app: Sanic) -> RateLimiter:
 def message_text(value: object, max_chars: int) -> str:
     """Checks the text of a message: a string, not empty, at most ``max_chars`` characters.
 
-    Control characters (other than tab and newline) are removed first.
+    Control characters (other than tab and newline) are removed first, and lone surrogates replaced.
 
     Raises:
         Refused: 400 for no text or not a string, 413 for a text that is too long.
     """
     if not isinstance(value, str):
         raise Refused(400, "invalid_field", "The message text must be a string.")
+    # Lone surrogates (JSON allows "\ud800") cannot be stored as UTF-8: they become U+FFFD.
+    value = _SURROGATE.sub("\ufffd", value)
     cleaned = "".join(char for char in value if char in "\t\n" or (ord(char) >= 32 and ord(char) != 127))
     cleaned = cleaned.strip()
     if not cleaned:

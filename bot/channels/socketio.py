@@ -21,7 +21,8 @@ Rasa's events and options (``user_message_evt``, ``bot_message_evt``, ``namespac
   with 400 before a session opens, for long-polling and websockets alike.
 - **Limits**: ``max_message_chars`` (500), the rate limits (``bot/channels/guard.py``). A refused
   message is answered with the reason (and the helplines when the person cannot go on).
-- **No user text in logs**; ``metadata`` sent by the client is not stored.
+- **No user text in logs**; ``metadata`` sent by the client is not stored. A malformed packet is
+  refused with one line in the log, never a traceback (``packet_guard``, ``OneLineErrors``).
 - With ``jwt_key`` set, a client must also connect with ``auth: {token: <JWT signed with it>}``,
   as in Rasa (for a site that signs its own users in).
 
@@ -69,6 +70,30 @@ OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
 class SocketIOConfigError(ValueError):
     """The socket.io channel's settings cannot work."""
+
+
+class OneLineErrors(logging.Filter):
+    """Turns a library's logged traceback into one line naming the error.
+
+    python-engineio and python-socketio log a client's malformed packet (an unknown packet type,
+    broken JSON) with a full traceback; what the client sent is no bug of the server.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keeps the record, without its traceback."""
+        if record.exc_info and record.exc_info[0] is not None:
+            record.msg = f"{record.getMessage()} ({record.exc_info[0].__name__})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _one_line_library_errors() -> None:
+    for name in ("engineio.server", "socketio.server"):
+        library_logger = logging.getLogger(name)
+        if not any(isinstance(existing, OneLineErrors) for existing in library_logger.filters):
+            library_logger.addFilter(OneLineErrors())
 
 
 class SocketIOInput(RasaSocketIOInput):
@@ -156,6 +181,8 @@ class SocketIOInput(RasaSocketIOInput):
         if sio is None:  # pragma: no cover - Rasa's blueprint() always sets it
             raise RuntimeError("Rasa's SocketIOInput.blueprint() did not set self.sio")
         sio.eio.cors_allowed_origins = self.origin_check
+        sio.eio.on("message", self.packet_guard(sio))
+        _one_line_library_errors()
         sio.on("connect", handler=self.connect_handler(sio), namespace=self.namespace)
         sio.on("session_request", handler=self.session_request_handler(sio), namespace=self.namespace)
         sio.on(self.user_message_evt, handler=self.message_handler(sio, on_new_message), namespace=self.namespace)
@@ -177,7 +204,21 @@ class SocketIOInput(RasaSocketIOInput):
 
         return socketio_webhook
 
-    # ---- origins and connections ------------------------------------------------------------
+    # ---- origins, packets and connections ---------------------------------------------------
+
+    @staticmethod
+    def packet_guard(sio: AsyncServer) -> Handler:
+        """python-socketio's packet handler, refusing a malformed packet with one log line, not a traceback."""
+        handle = sio._handle_eio_message
+
+        async def guarded(eio_sid: str, data: Any) -> None:
+            try:
+                await handle(eio_sid, data)
+            except (ValueError, TypeError, KeyError, IndexError, RecursionError) as error:
+                logger.warning("socket.io: a malformed packet was refused (%s).", type(error).__name__)
+
+        return guarded
+
 
     def origin_check(self, origin: Optional[str], environ: Dict[str, Any]) -> bool:
         """python-engineio's ``cors_allowed_origins``: the server's own origin or an allowed one."""

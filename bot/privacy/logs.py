@@ -13,7 +13,7 @@ is made and where structlog renders its events:
    whole process, replaces any of those texts in a record with ``[user text removed]``, in its
    message and in its traceback, whichever logger made it: the whole text (as typed,
    JSON-escaped or quoted), and any part of it that shows on its own: two words of it in a row,
-   or one word of it with a digit or an ``@`` in it, or of ``LONG_WORD_CHARS`` letters or more
+   or one word of it with a digit in it, or of ``LONG_WORD_CHARS`` letters or more
    (Rasa's warning about "/" text quotes the part it could not read).
 2. **Rasa's structured events never carry the fields that hold text.** Rasa lists them itself
    (``rasa.utils.log_utils._anonymizer``: ``text``, ``parse_data_text``, ``slot_values``,
@@ -38,8 +38,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, MutableMapping
 REMOVED = "[user text removed]"
 MIN_TEXT_CHARS = 4
 LONG_WORD_CHARS = 10
-_WORD = re.compile(r"\S+")
-_EDGE_PUNCTUATION = "\"'`.,;:!?()[]{}<>"
+_WORD = re.compile(r"\w+")
 
 # The keys Rasa's own anonymizer treats as holding user text (rasa/utils/log_utils.py, 3.6).
 STRUCTLOG_TEXT_KEYS = frozenset(
@@ -83,12 +82,12 @@ _installed = False
 
 
 def _key(word: str) -> str:
-    return word.strip(_EDGE_PUNCTUATION).lower()
+    return word.lower()
 
 
 def _telling(word: str) -> bool:
     """Whether one word alone may identify what was said (a number, an address, a rare long word)."""
-    return len(word) >= 4 and (any(c.isdigit() or c == "@" for c in word) or len(word) >= LONG_WORD_CHARS)
+    return len(word) >= 4 and (any(c.isdigit() for c in word) or len(word) >= LONG_WORD_CHARS)
 
 
 def _written_forms(text: str) -> Iterable[str]:
@@ -108,7 +107,7 @@ def _rebuild_forms() -> None:
     pairs: set = set()
     words: set = set()
     for text in _in_flight:
-        keys = [key for key in (_key(word) for word in text.split()) if key]
+        keys = [_key(match.group(0)) for match in _WORD.finditer(text)]
         pairs.update(zip(keys, keys[1:]))
         words.update(key for key in keys if _telling(key))
     _forms = sorted(forms, key=len, reverse=True)
@@ -153,7 +152,10 @@ def scrub(message: str) -> str:
 
 
 def _scrub_parts(message: str, pairs: frozenset, words: frozenset) -> str:
-    """Replaces each run of words of ``message`` that are two words of a text in a row, or a telling word."""
+    """Replaces each run of words of ``message`` that are two words of a text in a row, or a telling word.
+
+    Words are runs of letters, digits and underscores, so "marker.Continuing" is two words.
+    """
     tokens = [(match.start(), match.end(), _key(match.group(0))) for match in _WORD.finditer(message)]
     hit = [key in words for _, _, key in tokens]
     for index in range(len(tokens) - 1):
