@@ -87,7 +87,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         REST_TOKEN=REST_TOKEN,
         SANIC_WORKERS="2",  # what `make run` starts on a 2-CPU machine: locks shared in the database
         # Every test here talks from 127.0.0.1, far faster than a person: no rate limits on this
-        # server. tests/test_security_limits.py checks the limits on a server of its own.
+        # server. tests/test_security_live.py checks the limits on a server of its own.
         RATE_LIMIT_CLIENT_PER_MINUTE="0",
         RATE_LIMIT_CONVERSATION_PER_MINUTE="0",
     )
