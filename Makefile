@@ -20,7 +20,7 @@ export RASA_TELEMETRY_ENABLED := false
 TRAINING_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
 
 .PHONY: help venv spacy train run shell test lint types validate-knowledge pytest \
-        validate-data test-nlu test-stories export-feedback purge bench clean
+        validate-data test-nlu test-stories export-feedback purge forget bench clean
 
 help:
 	@echo "make run      set up, train if stale, start the action server and Rasa (REST, socketio, widget)"
@@ -31,6 +31,7 @@ help:
 	@echo "make validate-knowledge   check the knowledge file without starting anything"
 	@echo "make export-feedback      write every stored feedback view to CSV (OUT=file.csv)"
 	@echo "make purge   delete conversations and feedback older than RETENTION_DAYS (default 30; DAYS=N to override)"
+	@echo "make forget ID=widget:...  delete one conversation now (an erasure request)"
 	@echo "make bench   speed, scale and memory against a stock Rasa bot (QUICK=1 for a short run)"
 
 # ---- environment -------------------------------------------------------------
@@ -74,6 +75,10 @@ export-feedback: $(VENV)/.installed
 # The servers also do this when the action server starts and then every hour (bot/privacy/retention.py).
 purge: $(VENV)/.installed
 	$(PY) -m bot.privacy.retention $(if $(DAYS),--days $(DAYS))
+
+forget: $(VENV)/.installed
+	@test -n "$(ID)" || { echo "usage: make forget ID=<conversation id, e.g. widget:AbC...>"; exit 2; }
+	$(PY) -m bot.privacy.erase "$(ID)"
 
 # ---- checks -----------------------------------------------------------------------
 lint: $(VENV)/.installed

@@ -220,3 +220,18 @@ def test_make_purge_runs_from_the_command_line(tmp_path: Path) -> None:
         timeout=120,
     )
     assert bad.returncode == 2 and "RETENTION_DAYS must be at least 1" in bad.stderr
+
+
+def test_make_forget_deletes_one_named_conversation(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id TEXT, timestamp REAL, data TEXT)")
+        connection.execute("INSERT INTO events (sender_id, timestamp) VALUES ('widget:abc', 1.0), ('other', 1.0)")
+    env = {**os.environ, "TRACKER_DB_URL": f"sqlite:///{path}"}
+    done = subprocess.run(
+        ["make", "-s", "forget", "ID=widget:abc"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "widget:abc: 1 events deleted" in done.stdout
+    assert rows(path, "SELECT sender_id FROM events") == [("other",)]
+    assert subprocess.run(["make", "-s", "forget"], cwd=ROOT, capture_output=True, timeout=300).returncode == 2

@@ -17,7 +17,9 @@ PostgreSQL frees deleted rows at its next (auto)vacuum.
 from __future__ import annotations
 
 import logging
-from typing import Optional
+import os
+import sys
+from typing import List, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -130,3 +132,31 @@ def delete_older_than(engine: Engine, cutoff: float, now: Optional[float] = None
             counts[LOCKS_TABLE] = connection.execute(LOCKS.delete().where(LOCKS.c.expires < now)).rowcount or 0
     truncate_wal(engine)
     return counts
+
+
+def main(argv: List[str]) -> int:
+    """Command line for staff: ``python -m bot.privacy.erase CONVERSATION_ID...`` (``make forget ID=...``).
+
+    Deletes the named conversations from the tracker database (``TRACKER_DB_URL``, default as
+    ``make run``). A widget conversation is ``widget:<id>``, a socket.io one ``socketio:<id>``, a REST
+    one the sender id its server sent.
+    """
+    if not argv:
+        print("usage: python -m bot.privacy.erase CONVERSATION_ID [CONVERSATION_ID ...]", file=sys.stderr)
+        return 2
+    from bot.privacy.files import private_database
+    from bot.server.serve import settings
+
+    url = settings(dict(os.environ))["TRACKER_DB_URL"]
+    private_database(url)
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    try:
+        for sender_id in argv:
+            print(f"{sender_id}: {delete_conversation(engine, sender_id)} events deleted")
+    finally:
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
