@@ -19,8 +19,8 @@ export RASA_TELEMETRY_ENABLED := false
 
 TRAINING_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
 
-.PHONY: help venv spacy train run shell test lint types validate-knowledge pytest \
-        validate-data test-nlu test-stories export-feedback purge forget bench clean
+.PHONY: help venv spacy safety-model train run shell test lint types validate-knowledge pytest \
+        validate-data test-nlu test-stories export-feedback purge forget bench clean import-services demo-feed
 
 help:
 	@echo "make run      set up, train if stale, start the action server and Rasa (REST, socketio, widget)"
@@ -33,6 +33,8 @@ help:
 	@echo "make purge   delete conversations and feedback older than RETENTION_DAYS (default 30; DAYS=N to override)"
 	@echo "make forget ID=widget:...  delete one conversation now (an erasure request)"
 	@echo "make bench   speed, scale and memory against a stock Rasa bot (QUICK=1 for a short run)"
+	@echo "make import-services FROM=<https URL | folder | file>   copy the council's service directory (Open Referral UK)"
+	@echo "make demo-feed            serve the fictional test directory on http://127.0.0.1:8765/good (FEED_PORT=...)"
 
 # ---- environment -------------------------------------------------------------
 $(VENV)/.installed: constraints.txt requirements.txt requirements-dev.txt
@@ -49,9 +51,16 @@ $(SPACY_DIR)/.built: $(VENV)/.installed $(KNOWLEDGE) bot/nlp/spacy_pipeline.py a
 
 spacy: $(SPACY_DIR)/.built
 
+# ---- the safety net's classifier (bot/nlp/safety/classifier.py) ---------------------
+SAFETY_MODEL := build/safety_classifier.joblib
+$(SAFETY_MODEL): $(VENV)/.installed knowledge/safety_net.yml $(wildcard knowledge/safety_examples/*.yml) $(wildcard data/nlu/*.yml) $(wildcard bot/nlp/safety/*.py)
+	$(PY) -m bot.nlp.safety.classifier --out $@
+
+safety-model: $(SAFETY_MODEL)
+
 # ---- model --------------------------------------------------------------------
 # The spaCy pipeline is order-only: a knowledge edit rebuilds its entity ruler but needs no retraining.
-$(MODEL): $(VENV)/.installed $(TRAINING_INPUTS) $(shell find bot/nlp -name "*.py") | $(SPACY_DIR)/.built
+$(MODEL): $(VENV)/.installed $(TRAINING_INPUTS) $(shell find bot/nlp -name "*.py") | $(SPACY_DIR)/.built $(SAFETY_MODEL)
 	$(RASA) train --fixed-model-name assistant --out models
 	@touch $@
 
@@ -80,6 +89,18 @@ forget: $(VENV)/.installed
 	@test -n "$(ID)" || { echo "usage: make forget ID=<conversation id, e.g. widget:AbC...>"; exit 2; }
 	$(PY) -m bot.privacy.erase "$(ID)"
 
+# ---- the council's service directory (Open Referral UK; README: "Local services directory") ------
+# Exits 1 and leaves the store as it was if any page fails, nothing is valid, or (without FORCE=1) the
+# import has fewer than half the services of the last one. SOURCE= names the address answers give.
+import-services: $(VENV)/.installed
+	@test -n "$(FROM)" || { echo "usage: make import-services FROM=<https URL of an Open Referral UK API | folder | file> [SOURCE=<address>] [FORCE=1]" >&2; exit 2; }
+	@mkdir -p var
+	$(PY) -m bot.directory.importer "$(FROM)" $(if $(SOURCE),--source-address "$(SOURCE)") $(if $(FORCE),--force)
+
+# The fictional test directory (tests/fixtures/openreferral/), healthy and broken, for a demo.
+demo-feed: $(VENV)/.installed
+	$(PY) -m tests.openreferral_feed --port $(or $(FEED_PORT),8765)
+
 # ---- checks -----------------------------------------------------------------------
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check actions bot scripts bench tests
@@ -87,7 +108,7 @@ lint: $(VENV)/.installed
 
 validate-data: $(VENV)/.installed
 	$(PY) -m scripts.validate_data
-	$(PY) -m scripts.check_nlu_overlap data/nlu tests/nlu_test.yml
+	$(PY) -m scripts.check_nlu_overlap data/nlu tests/nlu_test.yml $(filter-out %.md,$(wildcard tests/blind/*.yml))
 
 # axe-core, injected into the page by the browser tests (from the npm registry, pinned by package-lock.json).
 node_modules/.installed: package.json package-lock.json

@@ -1,95 +1,112 @@
-"""The first stage of the two-stage fallback: check the topic the assistant guessed."""
+"""When the assistant did not understand.
+
+Offer what it guessed, never the same words twice in a row, and after a second miss, the topics,
+feedback and a way to a person.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import EventType, KnowledgeAction
+from actions.answers import start_buttons
+from actions.base import EventType, KnowledgeAction, latest_text
 from actions.constants import (
+    ACTION_FALLBACK,
     INTENT_LOCAL_HELP,
     INTENT_OUTCOME_DETAIL,
     INTENT_SOURCE,
-    INTENT_WHO_PAYS,
+    NLU_FALLBACK,
+    SLOT_ANSWER_TEXT,
+    SLOT_OFFERED_INTENT,
     TOPIC_INTENT_PREFIX,
 )
+from actions.conversation import help_buttons
 from actions.knowledge import Knowledge
 
-NLU_FALLBACK = "nlu_fallback"
 SAFEGUARDING = "safeguarding"
-# The helplines given straight away when the assistant is not sure someone is telling it they are unsafe.
-SIGNPOSTING_WHEN_UNSURE = "unsure"
-# Below this confidence the guess is not worth checking: ask the person to rephrase instead.
-MIN_GUESS_CONFIDENCE = 0.2
-OUT_OF_SCOPE = "out_of_scope"
-
-# What to call the questions that are not knowledge topics.
-OTHER_TITLES = {
-    INTENT_OUTCOME_DETAIL: "one of the Plan's outcomes",
-    INTENT_LOCAL_HELP: "early help for families",
-    INTENT_WHO_PAYS: "who pays for something",
-    INTENT_SOURCE: "where an answer comes from",
-    "ask_capabilities": "what I can help with",
-    "bot_challenge": "whether I am a real person",
-}
+SECOND_OPINION = "second_opinion"
+# Below this confidence the classifier's own guess is not worth offering.
+MIN_GUESS_CONFIDENCE = 0.3
+NOT_OFFERED = {NLU_FALLBACK, SAFEGUARDING, "out_of_scope", "greet", "goodbye", "thank", "affirm", "deny", "complain"}
+FALLBACK_ACTIONS = {ACTION_FALLBACK, "action_default_fallback"}
 
 
 def guessed_intent(parse_data: Dict[str, Any]) -> Optional[str]:
-    """Returns the intent to check with the person: the best guess that is not the fallback.
-
-    Returns None when there is no guess, or when it is too weak to be worth checking.
-    """
-    ranking = [r for r in parse_data.get("intent_ranking") or [] if r.get("name") != NLU_FALLBACK]
+    """The intent to offer: the second opinion's, else the classifier's best guess if it is likely enough."""
+    opinion = parse_data.get(SECOND_OPINION)
+    if isinstance(opinion, dict) and opinion.get("intent") not in NOT_OFFERED:
+        return str(opinion["intent"])
+    ranking = [r for r in parse_data.get("intent_ranking") or [] if r.get("name") not in NOT_OFFERED]
     if not ranking:
-        intent = (parse_data.get("intent") or {}).get("name")
-        return str(intent) if intent and intent != NLU_FALLBACK else None
-    best = max(ranking, key=lambda r: float(r.get("confidence") or 0.0))
-    if float(best.get("confidence") or 0.0) < MIN_GUESS_CONFIDENCE:
         return None
-    return str(best["name"])
+    best = max(ranking, key=lambda r: float(r.get("confidence") or 0.0))
+    return str(best["name"]) if float(best.get("confidence") or 0.0) >= MIN_GUESS_CONFIDENCE else None
 
 
 def title_for(intent: str, knowledge: Knowledge) -> Optional[str]:
-    """Returns a plain description of an intent, or None when it is not worth checking."""
+    """A plain description of what an intent asks, or None when it is not worth offering."""
+    if intent == INTENT_LOCAL_HELP:
+        return knowledge.local_help_title
+    if intent == INTENT_OUTCOME_DETAIL:
+        return knowledge.topic("outcomes").title if knowledge.topic("outcomes") else None  # type: ignore[union-attr]
+    if intent == INTENT_SOURCE:
+        return None
     if intent.startswith(TOPIC_INTENT_PREFIX):
-        topic = knowledge.topic(intent[len(TOPIC_INTENT_PREFIX):])
-        if topic:
-            return topic.title
-    return OTHER_TITLES.get(intent)
+        topic = knowledge.topic(intent[len(TOPIC_INTENT_PREFIX) :])
+        return topic.title if topic else None
+    return None
 
 
-class ActionAskAffirmation(KnowledgeAction):
-    """Replaces Rasa's "Did you mean 'ask_funding'?" with the topic's plain title."""
+def missed_just_before(tracker: Tracker) -> bool:
+    """Whether the assistant's reply to the previous message was a fallback too."""
+    users = 0
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            users += 1
+            if users == 2:
+                return False
+        elif users == 1 and event.get("event") == "action" and event.get("name") in FALLBACK_ACTIONS:
+            return True
+    return False
+
+
+class ActionFallback(KnowledgeAction):
+    """The assistant's reply when it did not understand (replaces Rasa's two-stage fallback)."""
+
+    def name(self) -> str:
+        """Returns the action's name in the domain."""
+        return ACTION_FALLBACK
+
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker, knowledge: Knowledge) -> List[EventType]:
+        """First miss: offer the best guess, or ask to say it another way; second miss: topics and help."""
+        if missed_just_before(tracker):
+            dispatcher.utter_message(response="utter_fallback_again")
+            dispatcher.utter_message(
+                response="utter_fallback_help", buttons=start_buttons(knowledge)[:3] + help_buttons(knowledge)
+            )
+            return [SlotSet(SLOT_OFFERED_INTENT, None)]
+        intent = guessed_intent(tracker.latest_message)
+        title = title_for(intent, knowledge) if intent else None
+        if intent and title:
+            dispatcher.utter_message(
+                text=knowledge.next_steps.offer.format(title=title),
+                buttons=[
+                    {"title": knowledge.next_steps.offer_yes, "payload": "/affirm"},
+                    {"title": knowledge.next_steps.offer_no, "payload": "/deny"},
+                ],
+            )
+            return [SlotSet(SLOT_OFFERED_INTENT, intent), SlotSet(SLOT_ANSWER_TEXT, latest_text(tracker))]
+        dispatcher.utter_message(response="utter_fallback_rephrase", buttons=start_buttons(knowledge))
+        return [SlotSet(SLOT_OFFERED_INTENT, None)]
+
+
+class ActionDefaultFallback(ActionFallback):
+    """Rasa's core fallback (no rule applies): the same reply as an NLU miss."""
 
     def name(self) -> str:
         """Returns the action's name (Rasa's default action it replaces)."""
-        return "action_default_ask_affirmation"
-
-    async def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, knowledge: Knowledge
-    ) -> List[EventType]:
-        """Asks "Did you want to know about X?" with Yes and No buttons, or asks to rephrase."""
-        intent = guessed_intent(tracker.latest_message)
-        if intent == SAFEGUARDING:
-            # Maybe someone is not safe: give the helplines now, then check. Never just "rephrase".
-            dispatcher.utter_message(response="utter_safety_check_intro")
-            for helpline in knowledge.helplines_for(SIGNPOSTING_WHEN_UNSURE):
-                dispatcher.utter_message(text=helpline.message)
-            dispatcher.utter_message(response="utter_safety_check")
-            return []
-        title = title_for(intent, knowledge) if intent else None
-        if intent is None or title is None:
-            dispatcher.utter_message(
-                response="utter_ask_rephrase",
-            )
-            return []
-        dispatcher.utter_message(
-            text=f"Sorry, I'm not sure I understood. Did you want to know about {title}?",
-            buttons=[
-                {"title": "Yes", "payload": f"/{intent}"},
-                {"title": "No", "payload": f"/{OUT_OF_SCOPE}"},
-            ],
-        )
-        return []
+        return "action_default_fallback"

@@ -17,10 +17,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
-from pydantic import BaseModel, Extra, ValidationError, constr, root_validator, validator
+from pydantic import BaseModel, Extra, ValidationError, confloat, constr, root_validator, validator
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +34,16 @@ if TYPE_CHECKING:  # the constrained types are plain strings to a type checker
     Group = str
     PhoneDigits = str
     Version = str
+    PostcodeArea = str
+    Age = float
 else:
     NonEmpty = constr(strip_whitespace=True, min_length=1)
     Identifier = constr(regex=r"^[a-z][a-z0-9_]*$")
     Group = constr(regex=r"^(plan|trust|figures|about)$")
     PhoneDigits = constr(regex=r"^[0-9 ]+$")
     Version = constr(regex=r"^1$")
+    PostcodeArea = constr(regex=r"^[A-Z]{1,2}$")
+    Age = confloat(ge=0, le=130)
 
 
 class KnowledgeError(Exception):
@@ -68,17 +72,36 @@ class Source(_Strict):
     quote: NonEmpty
 
 
+DETAIL_KINDS = ("how_often", "who_for", "who_gives", "what_for", "in_kind", "when", "how_many", "why")
+"""The kinds of follow-up question about a detail of an answer."""
+MAX_LINES = 3
+"""At most this many messages per answer; the rest goes under ``more`` ("Tell me more")."""
+
+
 class Answer(_Strict):
-    """Lines the assistant says, one message each, and their source."""
+    """Lines the assistant says, one message each, and their source (or sources)."""
 
     answer: List[NonEmpty]
-    source: Source
+    source: Optional[Source] = None
+    sources: List[Source] = []
 
     @validator("answer")
     def _not_empty(cls, value: List[str]) -> List[str]:  # noqa: N805
         if not value:
             raise ValueError("must have at least one line")
+        if len(value) > MAX_LINES:
+            raise ValueError(f"at most {MAX_LINES} lines; put the rest under 'more'")
         return value
+
+    @root_validator(skip_on_failure=True)
+    def _has_a_source(cls, values: Dict[str, Any]) -> Dict[str, Any]:  # noqa: N805
+        if (values.get("source") is None) == (not values.get("sources")):
+            raise ValueError("needs either 'source' or 'sources' (a list), not both")
+        return values
+
+    def all_sources(self) -> List[Source]:
+        """Every source the answer rests on."""
+        return [self.source] if self.source is not None else list(self.sources)
 
 
 class Topic(Answer):
@@ -86,8 +109,52 @@ class Topic(Answer):
 
     title: NonEmpty
     group: Group
+    button: NonEmpty
+    payload: Optional[NonEmpty] = None
     figure: Optional[NonEmpty] = None
-    paid_by: Optional[Answer] = None
+    narrower: List[Identifier] = []
+    more: List[NonEmpty] = []
+    keywords: List[NonEmpty] = []
+    related: List[Identifier] = []
+    details: Dict[str, Answer] = {}
+
+    @validator("details")
+    def _known_kinds(cls, value: Dict[str, Answer]) -> Dict[str, Answer]:  # noqa: N805
+        unknown = sorted(set(value) - set(DETAIL_KINDS))
+        if unknown:
+            raise ValueError(f"unknown detail kinds {unknown}; known: {list(DETAIL_KINDS)}")
+        return value
+
+
+class Currency(Answer):
+    """The note that the Plan is from 2014-17 and the website was under review."""
+
+    short: NonEmpty
+
+
+class DetailKind(_Strict):
+    """How a kind of follow-up question is put into words."""
+
+    what: NonEmpty
+    button: NonEmpty
+
+
+class NextSteps(_Strict):
+    """The labels of the buttons that end an answer, and of the fallback's offer."""
+
+    source: NonEmpty
+    more: NonEmpty
+    something_else: NonEmpty
+    offer: NonEmpty
+    offer_yes: NonEmpty
+    offer_no: NonEmpty
+
+
+class Human(_Strict):
+    """What the assistant says when someone asks for a real person."""
+
+    button: NonEmpty
+    answer: List[NonEmpty]
 
 
 class Outcome(_Strict):
@@ -133,10 +200,96 @@ class Area(_Strict):
 class LocalHelp(_Strict):
     """The county-wide answer about early help, and what to say when there is no local entry."""
 
+    button: NonEmpty
+    title: NonEmpty
     answer: List[NonEmpty]
     no_local_details: NonEmpty
     no_place: NonEmpty
     source: Source
+
+
+class Stage(_Strict):
+    """A stage of childhood a person may name ("toddler"), and the ages it covers, in years."""
+
+    id: Identifier
+    name: NonEmpty
+    min_age: Age
+    max_age: Age
+    words: List[NonEmpty]
+
+    @root_validator(skip_on_failure=True)
+    def _ages_in_order(cls, values: Dict[str, Any]) -> Dict[str, Any]:  # noqa: N805
+        if values["min_age"] > values["max_age"]:
+            raise ValueError("min_age must not be above max_age")
+        return values
+
+
+# The placeholders each wording of the services answer may use (filled in by actions/local_help.py).
+SERVICES_PLACEHOLDERS: Dict[str, Tuple[str, ...]] = {
+    "found": ("count", "place", "for_whom"),
+    "found_one": ("place", "for_whom"),
+    "found_countywide": ("place", "for_whom"),
+    "more_found": ("place", "for_whom"),
+    "for_stage": ("name",),
+    "for_age": ("age",),
+    "source": ("source", "date"),
+    "stale": ("days",),
+    "more_left": ("left",),
+    "no_more": ("place",),
+    "none_found": ("place", "for_whom"),
+    "postcode_note": ("outward",),
+    "phone": ("phone",),
+    "website": ("url",),
+    "email": ("email",),
+    "call_label": ("name", "phone"),
+    "website_label": ("name",),
+}
+
+
+class ServicesWording(_Strict):
+    """How the assistant talks about services from an imported directory, and how it reads ages.
+
+    The services themselves are never here: they come only from the imported feed (bot/directory/).
+    """
+
+    stages: List[Stage]
+    postcode_areas: List[PostcodeArea]
+    countywide: List[NonEmpty]
+    found: NonEmpty
+    found_one: NonEmpty
+    found_countywide: NonEmpty
+    more_found: NonEmpty
+    for_stage: str
+    for_age: str
+    source: NonEmpty
+    stale: NonEmpty
+    more_left: NonEmpty
+    more_button: NonEmpty
+    no_more: NonEmpty
+    none_found: NonEmpty
+    no_place: NonEmpty
+    postcode_note: NonEmpty
+    phone: NonEmpty
+    website: NonEmpty
+    email: NonEmpty
+    website_text: NonEmpty
+    call_label: NonEmpty
+    website_label: NonEmpty
+
+    class Config:
+        """Keeps the leading space of " for toddlers"."""
+
+        anystr_strip_whitespace = False
+
+    @root_validator(skip_on_failure=True)
+    def _placeholders(cls, values: Dict[str, Any]) -> Dict[str, Any]:  # noqa: N805
+        for key, names in SERVICES_PLACEHOLDERS.items():
+            try:
+                values[key].format(**{name: "x" for name in names})
+            except (KeyError, IndexError, ValueError) as error:
+                allowed = ", ".join(f"{{{n}}}" for n in names)
+                raise ValueError(f"services → {key}: may only use {allowed} ({error})") from error
+        return values
 
 
 class Helpline(_Strict):
@@ -166,7 +319,10 @@ class Knowledge(_Strict):
 
     schema_version: Version
     sources: Dict[str, Page]
-    currency: Answer
+    currency: Currency
+    detail_kinds: Dict[str, DetailKind]
+    no_detail: List[NonEmpty]
+    next_steps: NextSteps
     topics: Dict[str, Topic]
     outcomes: List[Outcome]
     outcome_answer: List[NonEmpty]
@@ -174,7 +330,10 @@ class Knowledge(_Strict):
     local_help: LocalHelp
     areas: List[Area]
     signposting: Dict[str, List[NonEmpty]]
+    human: Human
+    call_label: NonEmpty
     helplines: List[Helpline]
+    services: ServicesWording
 
     @validator("schema_version", pre=True)
     def _version_as_text(cls, value: Any) -> str:  # noqa: N805
@@ -186,20 +345,31 @@ class Knowledge(_Strict):
         for where, source in _all_sources(values):
             if source.page not in pages:
                 raise ValueError(
-                    f"{where}: source page '{source.page}' is not one of "
-                    f"{sorted(pages)} (declare it under 'sources')"
+                    f"{where}: source page '{source.page}' is not one of {sorted(pages)} (declare it under 'sources')"
                 )
         return values
 
     @root_validator(skip_on_failure=True)
     def _signposting_names_helplines(cls, values: Dict[str, Any]) -> Dict[str, Any]:  # noqa: N805
         known = {helpline.id for helpline in values["helplines"]}
-        if "default" not in values["signposting"]:
-            raise ValueError("signposting: needs a 'default' list of helplines")
+        missing = {"child", "adult"} - set(values["signposting"])
+        if missing:
+            raise ValueError(f"signposting: needs the lists {sorted(missing)}")
         for kind, ids in values["signposting"].items():
             unknown = [i for i in ids if i not in known]
             if unknown:
                 raise ValueError(f"signposting → {kind}: unknown helpline ids {unknown}; known: {sorted(known)}")
+        return values
+
+    @root_validator(skip_on_failure=True)
+    def _topics_link_up(cls, values: Dict[str, Any]) -> Dict[str, Any]:  # noqa: N805
+        topics = values["topics"]
+        for topic_id, topic in topics.items():
+            unknown = [r for r in topic.related if r not in topics and r != "local_help"]
+            if unknown:
+                raise ValueError(f"topics → {topic_id} → related: unknown topics {unknown}")
+        if set(values["detail_kinds"]) != set(DETAIL_KINDS):
+            raise ValueError(f"detail_kinds: must name exactly {list(DETAIL_KINDS)}")
         return values
 
     @root_validator(skip_on_failure=True)
@@ -223,25 +393,39 @@ class Knowledge(_Strict):
         """Returns an answer's lines with placeholders filled in."""
         return [self._fill(line) for line in answer.answer]
 
-    def source_of(self, answered: str) -> Optional[Source]:
-        """Returns the source of an answer recorded in the ``last_topic`` slot.
+    def sources_of(self, answered: str) -> List[Source]:
+        """Returns the sources of an answer recorded in the ``last_topic`` slot (none if unknown).
 
         Args:
-            answered: a topic id, ``outcome:<id>``, ``area:<district>``, ``local_help`` or ``currency``.
+            answered: a topic id, ``detail:<topic>:<kind>``, ``outcome:<id>``, ``area:<district>``,
+                ``local_help`` or ``currency``.
         """
         kind, _, key = answered.partition(":")
+        if kind == "detail":
+            topic_id, _, detail = key.partition(":")
+            topic = self.topic(topic_id)
+            if topic is None:
+                return []
+            found = topic.details.get(detail)
+            if found is not None:
+                return found.all_sources()
+            parts = [self.topic(p) for p in topic.narrower]
+            pieces = [
+                s for p in parts if p is not None and detail in p.details for s in p.details[detail].all_sources()
+            ]
+            return pieces or topic.all_sources()
         if kind == "outcome":
-            return self.outcome_source
+            return [self.outcome_source]
         if kind == "area":
             area = next((a for a in self.areas if a.district == key), None)
             entries = [*area.contacts, *area.services] if area else []
-            return entries[0].source if entries else self.local_help.source  # type: ignore[attr-defined]
+            return [e.source for e in entries] or [self.local_help.source]  # type: ignore[attr-defined]
         if answered == "local_help":
-            return self.local_help.source
+            return [self.local_help.source]
         if answered == "currency":
-            return self.currency.source
+            return self.currency.all_sources()
         topic = self.topic(answered)
-        return topic.source if topic else None
+        return topic.all_sources() if topic else []
 
     def source_text(self, source: Source) -> Tuple[str, str]:
         """Returns (page title, quote) for a source."""
@@ -286,26 +470,69 @@ class Knowledge(_Strict):
         """Returns the explanation of one outcome."""
         return [line.format(name=outcome.name, number=number, aim=outcome.aim) for line in self.outcome_answer]
 
-    def helplines_for(self, kind: Optional[str]) -> List[Helpline]:
-        """Returns the national helplines to give for a kind of worry (or the default ones)."""
-        ids = self.signposting.get(kind or "default") or self.signposting["default"]
+    def helplines_for(self, speaker: str, extra: Sequence[str] = (), urgent: bool = False) -> List[Helpline]:
+        """Returns the national helplines to give, in order.
+
+        Args:
+            speaker: ``child`` or ``adult`` (who seems to be talking); anything else counts as child.
+            extra: helpline ids a kind of danger adds (unknown ids are skipped).
+            urgent: put 999 first whoever is talking.
+        """
+        ids = list(self.signposting.get(speaker) or self.signposting["child"])
+        ids += [i for i in extra if i not in ids]
+        if urgent and "emergency" in ids:
+            ids.remove("emergency")
+            ids.insert(0, "emergency")
         by_id = {helpline.id: helpline for helpline in self.helplines}
-        return [by_id[i] for i in ids]
+        return [by_id[i] for i in ids if i in by_id]
+
+    @property
+    def local_help_title(self) -> str:
+        """What local early help is called in an offer."""
+        return self.local_help.title
+
+    @property
+    def human_button(self) -> str:
+        """The label of the "Talk to a person" button."""
+        return self.human.button
+
+    def helpline(self, helpline_id: str) -> Optional[Helpline]:
+        """Returns a helpline by id."""
+        return next((h for h in self.helplines if h.id == helpline_id), None)
+
+    def call_name(self, helpline: Helpline) -> str:
+        """The accessible name of a tap-to-call link: "Call Childline, 0800 1111"."""
+        return self.call_label.format(name=helpline.name, number=helpline.number)
+
+    def topic_in_text(self, text: str, among: Optional[Sequence[str]] = None) -> Optional[str]:
+        """The topic a message names by one of its keywords (the longest keyword wins), if any.
+
+        Args:
+            text: the message.
+            among: only these topics (default: every topic).
+        """
+        wanted = f" {_normalise(text)} "
+        best: Optional[Tuple[int, str]] = None
+        for topic_id, topic in self.topics.items():
+            if among is not None and topic_id not in among:
+                continue
+            for keyword in topic.keywords:
+                key = _normalise(keyword)
+                if key and f" {key} " in wanted and (best is None or len(key) > best[0]):
+                    best = (len(key), topic_id)
+        return best[1] if best else None
 
     def _fill(self, line: str) -> str:
         return line.replace(OUTCOME_LIST_PLACEHOLDER, self.outcome_list())
 
 
 def _all_sources(values: Dict[str, Any]) -> List[Tuple[str, Source]]:
-    found: List[Tuple[str, Any]] = [
-        ("currency", values["currency"].source),
-        ("outcome_source", values["outcome_source"]),
-        ("local_help", values["local_help"].source),
-    ]
+    found: List[Tuple[str, Any]] = [("currency", s) for s in values["currency"].all_sources()]
+    found += [("outcome_source", values["outcome_source"]), ("local_help", values["local_help"].source)]
     for topic_id, topic in values["topics"].items():
-        found.append((f"topics → {topic_id}", topic.source))
-        if topic.paid_by:
-            found.append((f"topics → {topic_id} → paid_by", topic.paid_by.source))
+        found += [(f"topics → {topic_id}", s) for s in topic.all_sources()]
+        for kind, detail in topic.details.items():
+            found += [(f"topics → {topic_id} → details → {kind}", s) for s in detail.all_sources()]
     for area in values["areas"]:
         for contact in area.contacts:
             found.append((f"areas → {area.district} → contacts", contact.source))

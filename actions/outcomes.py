@@ -9,16 +9,27 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import EventType, KnowledgeAction, latest_entity, latest_text, say_lines
-from actions.constants import ENTITY_OUTCOME, SLOT_LAST_TOPIC, TOPIC_OUTCOME_PREFIX
+from actions.base import EventType, KnowledgeAction, Question, clear_pending, next_steps, question_of, say_lines
+from actions.constants import ACTION_OUTCOME_DETAIL, ENTITY_OUTCOME, SLOT_LAST_TOPIC, TOPIC_OUTCOME_PREFIX
 from actions.knowledge import Knowledge, Outcome
 
 ORDINAL_WORDS = {
-    "first": 1, "1st": 1, "one": 1,
-    "second": 2, "2nd": 2, "two": 2,
-    "third": 3, "3rd": 3, "three": 3,
-    "fourth": 4, "4th": 4, "four": 4, "forth": 4,
-    "fifth": 5, "5th": 5, "five": 5,
+    "first": 1,
+    "1st": 1,
+    "one": 1,
+    "second": 2,
+    "2nd": 2,
+    "two": 2,
+    "third": 3,
+    "3rd": 3,
+    "three": 3,
+    "fourth": 4,
+    "4th": 4,
+    "four": 4,
+    "forth": 4,
+    "fifth": 5,
+    "5th": 5,
+    "five": 5,
 }
 LAST_WORDS = {"last", "final"}
 _WORD = re.compile(r"[a-z0-9]+")
@@ -49,10 +60,10 @@ def ordinal_in(text: str, count: int) -> Optional[int]:
     return None
 
 
-def find_outcome(tracker: Tracker, knowledge: Knowledge) -> Optional[Tuple[int, Outcome]]:
-    """Finds the outcome the latest message is about: entity first, then the words, then a position."""
-    entity = latest_entity(tracker, ENTITY_OUTCOME)
-    text = latest_text(tracker)
+def find_outcome(question: Question, knowledge: Knowledge) -> Optional[Tuple[int, Outcome]]:
+    """Finds the outcome a question is about: entity first, then the words, then a position."""
+    entity = question.entity(ENTITY_OUTCOME)
+    text = question.text
     for phrase in (entity, text):
         if phrase:
             found = knowledge.find_outcome(phrase)
@@ -71,17 +82,27 @@ class ActionOutcomeDetail(KnowledgeAction):
 
     def name(self) -> str:
         """Returns the action's name in the domain."""
-        return "action_outcome_detail"
+        return ACTION_OUTCOME_DETAIL
 
-    async def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, knowledge: Knowledge
-    ) -> List[EventType]:
-        """Sends what the knowledge says about the outcome."""
-        found = find_outcome(tracker, knowledge)
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker, knowledge: Knowledge) -> List[EventType]:
+        """Sends what the knowledge says about the outcome, or the list to choose from."""
+        question = question_of(tracker)
+        events: List[EventType] = clear_pending() if question.pending else []
+        found = find_outcome(question, knowledge)
         if found is None:
             dispatcher.utter_message(response="utter_which_outcome")
-            dispatcher.utter_message(text=knowledge.outcome_list())
-            return [SlotSet(SLOT_LAST_TOPIC, "outcomes")]
+            dispatcher.utter_message(text=knowledge.outcome_list(), buttons=outcome_buttons(knowledge))
+            return [*events, SlotSet(SLOT_LAST_TOPIC, "outcomes")]
         number, outcome = found
-        say_lines(dispatcher, knowledge.outcome_lines(number, outcome))
-        return [SlotSet(SLOT_LAST_TOPIC, f"{TOPIC_OUTCOME_PREFIX}{outcome.id}")]
+        say_lines(
+            dispatcher, knowledge.outcome_lines(number, outcome), next_steps(knowledge, knowledge.topic("outcomes"))
+        )
+        return [*events, SlotSet(SLOT_LAST_TOPIC, f"{TOPIC_OUTCOME_PREFIX}{outcome.id}")]
+
+
+def outcome_buttons(knowledge: Knowledge) -> List[dict]:
+    """One button per outcome (at most three are shown in a row by the widget; all are sent)."""
+    return [
+        {"title": outcome.name, "payload": f'/ask_outcome_detail{{"outcome": "{outcome.id}"}}'}
+        for outcome in knowledge.outcomes
+    ]

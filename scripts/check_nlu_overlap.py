@@ -1,10 +1,17 @@
 """Check the NLU data: no duplicates in training, and no held-out example also in training.
 
-Examples are compared after lower-casing, dropping punctuation and collapsing spaces.
+Held out: ``tests/nlu_test.yml`` (Rasa format) and every blind-written set in ``tests/blind/``
+(lists of ``{text: ...}``), which must share no sentence with ``data/nlu/`` (issue 9). Examples
+are compared after lower-casing, dropping punctuation and collapsing spaces.
 """
+
 import re
 import sys
 from collections import defaultdict
+from pathlib import Path
+from typing import List
+
+import yaml
 
 from rasa.shared.nlu.training_data.loading import load_data
 
@@ -16,8 +23,26 @@ def norm(text: str) -> str:
     return " ".join(text.split())
 
 
-def main(train_dir: str, test_file: str) -> int:
-    """Returns 1 if the training data or the held-out set has a duplicate, a conflict or an overlap."""
+def blind_leaks(seen: "defaultdict[str, set]", blind_files: List[str]) -> int:
+    """Prints and counts the blind-written sentences that are also training examples."""
+    problems = 0
+    for name in blind_files:
+        entries = yaml.safe_load(Path(name).read_text(encoding="utf-8"))
+        texts: List[str] = []
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and "text" in entry:
+                texts.append(str(entry["text"]))
+            elif isinstance(entry, dict):
+                texts += [str(turn["text"]) for turn in entry.get("turns", [])]
+        for text in texts:
+            if norm(text) in seen:
+                print(f"BLIND LEAK {text!r} ({Path(name).name}) is in training as {sorted(seen[norm(text)])}")
+                problems += 1
+    return problems
+
+
+def main(train_dir: str, test_file: str, blind_files: List[str]) -> int:
+    """Returns 1 if the training data or the held-out sets have a duplicate, a conflict or an overlap."""
     train = load_data(train_dir)
     test = load_data(test_file)
     seen = defaultdict(set)
@@ -54,10 +79,14 @@ def main(train_dir: str, test_file: str) -> int:
     per: "defaultdict[str, int]" = defaultdict(int)
     for ex in test.intent_examples:
         per[ex.get("intent")] += 1
-    print(f"train={len(train.intent_examples)} test={len(test.intent_examples)} problems={problems}")
+    problems += blind_leaks(seen, blind_files)
+    print(
+        f"train={len(train.intent_examples)} test={len(test.intent_examples)} blind files={len(blind_files)} "
+        f"problems={problems}"
+    )
     print("test per intent:", dict(sorted(per.items())))
     return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(sys.argv[1], sys.argv[2], sys.argv[3:]))

@@ -41,6 +41,7 @@ class LiveServer:
     feedback_db: Path
     tracker_db: Path
     log: Path
+    services_file: Path
     rest_token: str = REST_TOKEN
 
     def say(self, sender: str, message: str, timeout: float = 30) -> List[Dict[str, Any]]:
@@ -83,6 +84,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         TRACKER_DB_URL=f"sqlite:///{work / 'tracker.db'}",
         FEEDBACK_DB=str(work / "feedback.db"),
         KNOWLEDGE_FILE=str(knowledge),
+        SERVICES_FILE=str(work / "services.json"),  # no imported directory until a test imports one
         WIDGET_SECRET="test-secret-" + "x" * 32,
         REST_TOKEN=REST_TOKEN,
         SANIC_WORKERS="2",  # what `make run` starts on a 2-CPU machine: locks shared in the database
@@ -103,6 +105,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         feedback_db=work / "feedback.db",
         tracker_db=work / "tracker.db",
         log=log,
+        services_file=work / "services.json",
     )
     try:
         _wait_for(server.base_url, process, log, START_TIMEOUT)
@@ -128,6 +131,7 @@ def tracker_dict(
     entities: Optional[List[Dict[str, Any]]] = None,
     extra: Optional[Dict[str, Any]] = None,
     ranking: Optional[List[Dict[str, Any]]] = None,
+    events: Optional[List[Dict[str, Any]]] = None,
 ) -> Dict[str, Any]:
     """A tracker state as the action server receives it, for ``Tracker.from_dict``."""
     latest: Dict[str, Any] = {
@@ -141,7 +145,7 @@ def tracker_dict(
         "sender_id": "test-user",
         "slots": slots or {},
         "latest_message": latest,
-        "events": [],
+        "events": events or [],
         "paused": False,
         "followup_action": None,
         "active_loop": {},

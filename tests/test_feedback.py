@@ -66,8 +66,9 @@ def test_export_to_csv(tmp_path: Path) -> None:
 def test_the_warning_comes_before_the_person_types() -> None:
     rules = yaml.safe_load((ROOT / "data" / "rules" / "feedback.yml").read_text())["rules"]
     start = next(r for r in rules if r["steps"][0].get("intent") == "give_feedback")
-    assert start["steps"][1] == {"action": "utter_feedback_privacy"}
-    assert start["steps"][2] == {"action": "feedback_form"}
+    assert start["steps"][1] == {"action": "action_start_feedback"}
+    assert start["steps"][2] == {"action": "utter_feedback_privacy"}
+    assert start["steps"][3] == {"action": "feedback_form"}
     domain = yaml.safe_load((ROOT / "domain.yml").read_text())
     warning = domain["responses"]["utter_feedback_privacy"][0]["text"]
     assert "name" in warning and "phone number" in warning and "email" in warning

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from actions.knowledge import Knowledge, KnowledgeBase, KnowledgeError, load_knowledge, main
-from tests.conftest import KNOWLEDGE, SEEDS
+from tests.conftest import KNOWLEDGE, ROOT, SEEDS
 
 PLAN_SEED = SEEDS / "000_c11fb3b0160ba4c0.txt"
 TRUST_SEED = SEEDS / "003_14389ceaea0998db.txt"
@@ -31,10 +31,13 @@ def knowledge() -> Knowledge:
 def told_lines(knowledge: Knowledge) -> Iterator[str]:
     """Every line the assistant can say from the knowledge file."""
     yield from knowledge.answer_lines(knowledge.currency)
+    yield knowledge.currency.short
     for topic in knowledge.topics.values():
         yield from knowledge.answer_lines(topic)
-        if topic.paid_by:
-            yield from knowledge.answer_lines(topic.paid_by)
+        yield from topic.more
+        for detail in topic.details.values():
+            yield from knowledge.answer_lines(detail)
+    yield from knowledge.human.answer
     yield from knowledge.outcome_answer  # templates: {number} is a position in the list, not a fact
     yield from knowledge.local_help.answer
     yield knowledge.local_help.no_local_details
@@ -70,11 +73,11 @@ def test_every_outcome_in_the_seed_is_in_the_knowledge_file(knowledge: Knowledge
 
 def test_every_source_quote_is_word_for_word_in_its_seed(knowledge: Knowledge) -> None:
     seeds = {name: squash((SEEDS / page.seed).read_text()) for name, page in knowledge.sources.items()}
-    sources = [knowledge.currency.source, knowledge.outcome_source, knowledge.local_help.source]
+    sources = [*knowledge.currency.all_sources(), knowledge.outcome_source, knowledge.local_help.source]
     for topic in knowledge.topics.values():
-        sources.append(topic.source)
-        if topic.paid_by:
-            sources.append(topic.paid_by.source)
+        sources += topic.all_sources()
+        for detail in topic.details.values():
+            sources += detail.all_sources()
     for source in sources:
         assert squash(source.quote) in seeds[source.page], f"not in {source.page}: {source.quote!r}"
 
@@ -98,7 +101,8 @@ def test_no_phone_number_email_or_web_address_except_national_helplines(knowledg
 
 def test_the_review_notice_and_the_plan_years_are_told(knowledge: Knowledge) -> None:
     currency = " ".join(knowledge.answer_lines(knowledge.currency))
-    assert "2014 to 2017" in currency and "under review" in currency and "autumn 2018" in currency
+    assert "2014 to 2017" in currency and "under review" in currency
+    assert "under review" in knowledge.currency.short and "2014" not in knowledge.currency.short
     up_to_date = " ".join(knowledge.answer_lines(knowledge.topics["up_to_date"]))
     assert "autumn 2018" in up_to_date and "under review" in up_to_date
 
@@ -115,12 +119,12 @@ def project_data() -> dict:
 
 def test_a_broken_field_names_the_file_the_entry_and_the_field(tmp_path: Path) -> None:
     data = project_data()
-    del data["topics"]["funding"]["source"]["quote"]
+    del data["topics"]["plan"]["source"]["quote"]
     path = write(tmp_path, data)
     with pytest.raises(KnowledgeError) as error:
         load_knowledge(path)
     message = str(error.value)
-    assert str(path) in message and "topics → funding → source → quote" in message and "field required" in message
+    assert str(path) in message and "topics → plan → source → quote" in message and "field required" in message
 
 
 def test_an_unknown_field_is_an_error(tmp_path: Path) -> None:
@@ -176,7 +180,7 @@ def test_per_area_contacts_can_be_added_without_code(tmp_path: Path) -> None:
     area, place = knowledge.find_area("help in padiham please")
     assert area.district == "Burnley" and place == "Padiham"
     assert area.contacts[0].phone == "01234 000000"
-    assert knowledge.source_of("area:Burnley").quote == "x"
+    assert knowledge.sources_of("area:Burnley")[0].quote == "x"
 
 
 def test_live_reload_picks_up_an_edit_and_keeps_the_last_good_version(tmp_path: Path) -> None:
@@ -199,3 +203,41 @@ def test_find_outcome_and_area(knowledge: Knowledge) -> None:
     assert knowledge.find_area("help near skem")[0].district == "West Lancashire"
     assert knowledge.find_area("early help in Ribble Valley")[0].district == "Ribble Valley"
     assert knowledge.find_area("help in manchester") is None
+
+
+def test_an_answer_has_at_most_three_messages_and_every_detail_a_known_kind(tmp_path: Path) -> None:
+    data = project_data()
+    data["topics"]["plan"]["answer"] = ["a", "b", "c", "d"]
+    with pytest.raises(KnowledgeError, match="at most 3 lines"):
+        load_knowledge(write(tmp_path, data))
+    data = project_data()
+    data["topics"]["plan"]["details"]["colour"] = data["topics"]["plan"]["details"]["when"]
+    with pytest.raises(KnowledgeError, match="unknown detail kinds"):
+        load_knowledge(write(tmp_path, data))
+    data = project_data()
+    data["topics"]["plan"]["related"] = ["nowhere"]
+    with pytest.raises(KnowledgeError, match="unknown topics"):
+        load_knowledge(write(tmp_path, data))
+
+
+def test_every_topic_can_be_reached(knowledge: Knowledge) -> None:
+    """Each topic is asked by its own intent (with a rule), or is a narrower part of one, or is
+    answered by an action that names it (feedback)."""
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+    rules = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "data" / "rules").glob("*.yml"))
+    actions = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "actions").glob("*.py"))
+    narrower = {part for topic in knowledge.topics.values() for part in topic.narrower}
+    unreachable = []
+    for topic_id in knowledge.topics:
+        intent = f"ask_{topic_id}"
+        by_intent = intent in domain["intents"] and f"intent: {intent}\n" in rules
+        if not (by_intent or topic_id in narrower or f'"{topic_id}"' in actions):
+            unreachable.append(topic_id)
+    assert not unreachable, f"topics nobody can ask about: {unreachable}"
+
+
+def test_the_helpline_numbers_in_the_domain_are_the_knowledge_files(knowledge: Knowledge) -> None:
+    numbers = {h.number for h in knowledge.helplines}
+    domain = (ROOT / "domain.yml").read_text(encoding="utf-8")
+    found = set(re.findall(r"\b(999|0\d{3} \d{3,4}(?: \d{4})?|116 123)\b", domain))
+    assert found and found <= numbers, f"numbers in domain.yml not in the knowledge file: {found - numbers}"

@@ -31,20 +31,28 @@ OFFICIAL_NAMES = [
     "Children and Young People's Trust",
     "Children and Young People's Plan",
     "Children's Partnership Boards",
+    "joint planning and commissioning",
 ]
 
 
 def messages() -> Iterator[Tuple[str, str]]:
     """(where, text) for every message in the knowledge file and the domain."""
     k = load_knowledge(KNOWLEDGE)
-    for line in k.answer_lines(k.currency):
+    for line in [*k.answer_lines(k.currency), k.currency.short]:
         yield "currency", line
     for topic_id, topic in k.topics.items():
-        for line in k.answer_lines(topic):
+        for line in [*k.answer_lines(topic), *topic.more]:
             yield f"topics.{topic_id}", line
-        if topic.paid_by:
-            for line in k.answer_lines(topic.paid_by):
-                yield f"topics.{topic_id}.paid_by", line
+        for kind, detail in topic.details.items():
+            for line in k.answer_lines(detail):
+                yield f"topics.{topic_id}.details.{kind}", line
+    for kind in k.detail_kinds.values():
+        yield "detail_kinds", kind.button
+    for line in k.no_detail:
+        yield "no_detail", line.format(what="how often", title="the money")
+    for line in k.human.answer:
+        yield "human", line
+    yield "next_steps", k.next_steps.offer.format(title="the money")
     for number, outcome in enumerate(k.outcomes, start=1):
         for line in k.outcome_lines(number, outcome):
             yield f"outcome.{outcome.id}", line

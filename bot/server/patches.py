@@ -16,6 +16,9 @@ behaviour exactly:
   ``KEEPALIVE_S`` idle seconds (shorter than the action server's own 5 s, so the client never
   sends on a connection the server is closing). The sessions are closed when the server stops.
   Headers, basic auth, token and time-out are the endpoint's, as before.
+- **Only offered payloads.** A "/..." text is an intent only if it is a button the assistant
+  offered in this conversation; any other is read as words, so the safety net sees it
+  (``bot/nlp/safety/payloads.py``).
 - **Connections spread over the server processes.** With ``SANIC_WORKERS`` above 1, the app
   gets ``bot.server.balance.ConnectionBalancer``: a process holding two or more kept-alive connections
   more than the least busy one closes a connection after its response, so that the client's next
@@ -148,8 +151,11 @@ def apply_fixes() -> None:
     import rasa.core.run
     from rasa.core.actions.action import RemoteAction
 
+    from bot.nlp.safety import payloads
+
     RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
     EndpointConfig.session = _kept_session  # type: ignore[method-assign]
+    payloads.install()  # nothing a user types can pick an intent, action or slot
     if not getattr(rasa.core.run.configure_app, "__wrapped_by_lancs__", False):
         rasa.core.run.configure_app = _configure_app_too(rasa.core.run.configure_app)
     if not getattr(rasa.core.run.close_resources, "__wrapped_by_lancs__", False):
