@@ -67,11 +67,16 @@ async def test_user_text_is_stored_once_and_redacted(tmp_path: Path, domain: Dom
     clock = Clock()
     tracker = await store.get_or_create_tracker("talker", append_action_listen=False)
     typed = f"{MARKER} call me on 07700 900123 or jo dot bloggs at gmail dot com"
-    tracker.update(UserUttered(typed, {"name": "out_of_scope", "confidence": 1.0}, timestamp=clock()))
+    # What the pipeline adds (a normalised copy of the text, entity values) is redacted too.
+    parse_data = {"normalised_text": typed.replace("gmail", "email"), "entities": [{"value": "07700 900123"}]}
+    tracker.update(
+        UserUttered(typed, {"name": "out_of_scope", "confidence": 1.0}, parse_data=parse_data, timestamp=clock())  # type: ignore[arg-type]
+    )
     await store.save(tracker)
     (data,) = rows(tmp_path / "t.db", "SELECT data FROM events WHERE type_name = 'user'")[0]
     stored = json.loads(data)
-    assert "07700" not in data and "gmail" not in data
+    assert "07700" not in data and "gmail" not in data and "bloggs" not in data
+    assert stored["parse_data"]["normalised_text"].startswith(MARKER)
     assert stored["text"].startswith(MARKER) and "[phone number removed]" in stored["text"]
     assert "text" not in stored["parse_data"]  # once, not twice
     back = await store.retrieve("talker")

@@ -240,11 +240,24 @@ def _redacted_value(value: Any) -> Any:
     return redact(value) if isinstance(value, str) else value
 
 
+def _redacted_strings(value: Any) -> Any:
+    """Every string inside ``value`` (dicts and lists walked through) redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted_strings(item) for item in value]
+    return value
+
+
 def _redacted_event(data: Dict[str, Any]) -> Dict[str, Any]:
     """An event's dict as stored: user text redacted and kept once, slot values redacted.
 
     The text of a user message is kept in ``text`` only: Rasa's ``UserUttered`` puts it back into
-    ``parse_data`` when the event is read (and its copy of the metadata). Entity values are redacted.
+    ``parse_data`` when the event is read (and its copy of the metadata). Every other string the
+    pipeline added to ``parse_data`` (entity values, a normalised copy of the text, what the safety
+    net or the second opinion noted) is redacted too.
     """
     kind = data.get("event")
     if kind == UserUttered.type_name:
@@ -252,14 +265,9 @@ def _redacted_event(data: Dict[str, Any]) -> Dict[str, Any]:
         parse_data = dict(data.get("parse_data") or {})
         parse_data.pop("text", None)
         parse_data.pop("metadata", None)
-        if isinstance(parse_data.get("entities"), list):
-            parse_data["entities"] = [
-                {**entity, "value": _redacted_value(entity.get("value"))} if isinstance(entity, dict) else entity
-                for entity in parse_data["entities"]
-            ]
-        data["parse_data"] = parse_data
+        data["parse_data"] = _redacted_strings(parse_data)
     elif kind == SlotSet.type_name:
-        data["value"] = _redacted_value(data.get("value"))
+        data["value"] = _redacted_strings(data.get("value"))
     return data
 
 
