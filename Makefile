@@ -20,7 +20,8 @@ export RASA_TELEMETRY_ENABLED := false
 TRAINING_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
 
 .PHONY: help venv spacy safety-model train run shell test lint types validate-knowledge pytest \
-        validate-data test-nlu test-stories export-feedback purge forget bench clean import-services demo-feed
+        validate-data test-nlu test-stories test-blind export-feedback purge forget bench clean import-services \
+        demo-feed ask
 
 help:
 	@echo "make run      set up, train if stale, start the action server and Rasa (REST, socketio, widget)"
@@ -30,6 +31,7 @@ help:
 	@echo "make lint     ruff + mypy"
 	@echo "make validate-knowledge   check the knowledge file without starting anything"
 	@echo "make export-feedback      write every stored feedback view to CSV (OUT=file.csv)"
+	@echo "make ask Q=\"...\"          what the assistant says to a question, and why (FILE=questions.txt for a table)"
 	@echo "make purge   delete conversations and feedback older than RETENTION_DAYS (default 30; DAYS=N to override)"
 	@echo "make forget ID=widget:...  delete one conversation now (an erasure request)"
 	@echo "make bench   speed, scale and memory against a stock Rasa bot (QUICK=1 for a short run)"
@@ -78,6 +80,10 @@ shell: $(MODEL)
 validate-knowledge: $(VENV)/.installed
 	$(PY) -m actions.knowledge $(KNOWLEDGE_FILE)
 
+# What the assistant says to a question, and why: make ask Q="..." or make ask FILE=questions.txt [OUT=name]
+ask: $(MODEL)
+	@$(PY) -m scripts.ask $(if $(Q),-q "$(Q)") $(if $(FILE),-f "$(FILE)") $(if $(OUT),--out "$(OUT)")
+
 export-feedback: $(VENV)/.installed
 	$(PY) -m actions.feedback_store export $(or $(OUT),feedback.csv)
 
@@ -124,7 +130,11 @@ test-nlu: $(MODEL)
 test-stories: $(MODEL)
 	$(RASA) test core --model $(MODEL) --stories tests/test_stories.yml --fail-on-prediction-errors --out results/core --no-plot
 
-test: lint validate-knowledge validate-data pytest test-nlu test-stories
+# Understanding measured on the blind-written sets (tests/blind/): issue 9's floors, every number printed.
+test-blind: $(MODEL)
+	$(PY) -m scripts.blind_eval --model $(MODEL)
+
+test: lint validate-knowledge validate-data pytest test-nlu test-stories test-blind
 	@echo "make test: all checks passed"
 
 # Speed, scale and memory against a stock `rasa init` bot (see bench/README.md). QUICK=1: under 3 minutes.

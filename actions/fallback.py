@@ -6,16 +6,19 @@ feedback and a way to a person.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from rasa_sdk import Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.answers import start_buttons
+from actions.answers import answer_detail, detail_topic, last_topic, start_buttons
 from actions.base import EventType, KnowledgeAction, latest_text
 from actions.constants import (
     ACTION_FALLBACK,
+    ACTION_SOURCE,
+    ACTION_TELL_MORE,
+    DETAIL_INTENTS,
     INTENT_LOCAL_HELP,
     INTENT_OUTCOME_DETAIL,
     INTENT_SOURCE,
@@ -31,6 +34,8 @@ SAFEGUARDING = "safeguarding"
 SECOND_OPINION = "second_opinion"
 # Below this confidence the classifier's own guess is not worth offering.
 MIN_GUESS_CONFIDENCE = 0.3
+# A detail intent this likely, after an answer, makes an unsure message a follow-up.
+MIN_FOLLOW_UP_CONFIDENCE = 0.15
 NOT_OFFERED = {NLU_FALLBACK, SAFEGUARDING, "out_of_scope", "greet", "goodbye", "thank", "affirm", "deny", "complain"}
 FALLBACK_ACTIONS = {ACTION_FALLBACK, "action_default_fallback"}
 
@@ -61,6 +66,31 @@ def title_for(intent: str, knowledge: Knowledge) -> Optional[str]:
     return None
 
 
+def follow_up_kind(tracker: Tracker, knowledge: Knowledge) -> Optional[Tuple[str, str]]:
+    """(topic, kind) when a message the classifier was unsure of reads as a follow-up to the last answer.
+
+    "Date of the estimate?" after the number of children: the cue words say which detail, or the
+    classifier's own ranking has a detail intent among its guesses.
+    """
+    last = last_topic(tracker)
+    if not last or knowledge.topic(last) is None:
+        return None
+    text = tidy_latest(tracker)
+    kind = knowledge.detail_in_text(text) if text else None
+    if kind is None:
+        ranking = tracker.latest_message.get("intent_ranking") or []
+        details = [r for r in ranking if r.get("name") in DETAIL_INTENTS]
+        best = max(details, key=lambda r: float(r.get("confidence") or 0.0), default=None)
+        if best is not None and float(best.get("confidence") or 0.0) >= MIN_FOLLOW_UP_CONFIDENCE:
+            kind = DETAIL_INTENTS[str(best["name"])]
+    return (detail_topic(knowledge, text, last), kind) if kind else None
+
+
+def tidy_latest(tracker: Tracker) -> str:
+    """The latest message with text-speak and spelling tidied, as the classifier read it."""
+    return str(tracker.latest_message.get("normalised_text") or latest_text(tracker))
+
+
 def missed_just_before(tracker: Tracker) -> bool:
     """Whether the assistant's reply to the previous message was a fallback too."""
     users = 0
@@ -83,6 +113,14 @@ class ActionFallback(KnowledgeAction):
 
     async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker, knowledge: Knowledge) -> List[EventType]:
         """First miss: offer the best guess, or ask to say it another way; second miss: topics and help."""
+        follow_up = follow_up_kind(tracker, knowledge)
+        if follow_up is not None:
+            return answer_detail(dispatcher, knowledge, *follow_up)
+        if knowledge.topic(last_topic(tracker)) is not None:
+            if knowledge.asks_for_source(tidy_latest(tracker)):
+                return [FollowupAction(ACTION_SOURCE)]
+            if knowledge.asks_for_more(tidy_latest(tracker)):
+                return [FollowupAction(ACTION_TELL_MORE)]
         if missed_just_before(tracker):
             dispatcher.utter_message(response="utter_fallback_again")
             dispatcher.utter_message(

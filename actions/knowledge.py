@@ -133,10 +133,11 @@ class Currency(Answer):
 
 
 class DetailKind(_Strict):
-    """How a kind of follow-up question is put into words."""
+    """How a kind of follow-up question is put into words, and the words that show it is asked."""
 
     what: NonEmpty
     button: NonEmpty
+    cues: List[NonEmpty] = []
 
 
 class NextSteps(_Strict):
@@ -148,6 +149,8 @@ class NextSteps(_Strict):
     offer: NonEmpty
     offer_yes: NonEmpty
     offer_no: NonEmpty
+    more_cues: List[NonEmpty] = []
+    source_cues: List[NonEmpty] = []
 
 
 class Human(_Strict):
@@ -202,6 +205,7 @@ class LocalHelp(_Strict):
 
     button: NonEmpty
     title: NonEmpty
+    related: List[Identifier] = []
     answer: List[NonEmpty]
     no_local_details: NonEmpty
     no_place: NonEmpty
@@ -321,6 +325,7 @@ class Knowledge(_Strict):
     sources: Dict[str, Page]
     currency: Currency
     detail_kinds: Dict[str, DetailKind]
+    follow_up_words: List[NonEmpty]
     no_detail: List[NonEmpty]
     next_steps: NextSteps
     topics: Dict[str, Topic]
@@ -496,6 +501,51 @@ class Knowledge(_Strict):
         """The label of the "Talk to a person" button."""
         return self.human.button
 
+    def related_topics(self, topic_id: str) -> List[str]:
+        """The topic, the topics it is part of, its parts, and its sibling parts."""
+        parents = [t for t, topic in self.topics.items() if topic_id in topic.narrower]
+        topic = self.topic(topic_id)
+        family = [topic_id, *parents, *(topic.narrower if topic else [])]
+        for parent in parents:
+            family += self.topics[parent].narrower
+        return list(dict.fromkeys(family))
+
+    def detail_in_text(self, text: str, min_words: int = 1) -> Optional[str]:
+        """The kind of detail a short follow-up asks for, by its cue words (the longest cue wins).
+
+        Args:
+            text: the message.
+            min_words: only cues of at least this many words ("who is it for", not "ages").
+        """
+        wanted = f" {_normalise(text)} "
+        best: Optional[Tuple[int, str]] = None
+        for kind, wording in self.detail_kinds.items():
+            for cue in wording.cues:
+                key = _normalise(cue)
+                if (
+                    key
+                    and len(key.split()) >= min_words
+                    and f" {key} " in wanted
+                    and (best is None or len(key) > best[0])
+                ):
+                    best = (len(key), kind)
+        return best[1] if best else None
+
+    def asks_for_more(self, text: str) -> bool:
+        """Whether a message asks for more about the last answer ("tell me more", "elaborate")."""
+        wanted = f" {_normalise(text)} "
+        return any(f" {_normalise(cue)} " in wanted for cue in self.next_steps.more_cues)
+
+    def asks_for_source(self, text: str) -> bool:
+        """Whether a message asks where the last answer comes from ("basis of the estimate?")."""
+        wanted = f" {_normalise(text)} "
+        return any(f" {_normalise(cue)} " in wanted for cue in self.next_steps.source_cues)
+
+    def refers_back(self, text: str) -> bool:
+        """Whether a message has a word that points back to the last answer ("them", "it")."""
+        words = set(_normalise(text).split())
+        return any(word in words for word in self.follow_up_words)
+
     def helpline(self, helpline_id: str) -> Optional[Helpline]:
         """Returns a helpline by id."""
         return next((h for h in self.helplines if h.id == helpline_id), None)
@@ -504,12 +554,16 @@ class Knowledge(_Strict):
         """The accessible name of a tap-to-call link: "Call Childline, 0800 1111"."""
         return self.call_label.format(name=helpline.name, number=helpline.number)
 
-    def topic_in_text(self, text: str, among: Optional[Sequence[str]] = None) -> Optional[str]:
+    def topic_in_text(
+        self, text: str, among: Optional[Sequence[str]] = None, strong_only: bool = False
+    ) -> Optional[str]:
         """The topic a message names by one of its keywords (the longest keyword wins), if any.
 
         Args:
             text: the message.
             among: only these topics (default: every topic).
+            strong_only: only keywords that name a topic on their own: several words, a figure, or
+                a long word ("district councils", "180,000", "coordinators"; not "made" or "five").
         """
         wanted = f" {_normalise(text)} "
         best: Optional[Tuple[int, str]] = None
@@ -518,6 +572,9 @@ class Knowledge(_Strict):
                 continue
             for keyword in topic.keywords:
                 key = _normalise(keyword)
+                strong = " " in key or any(ch.isdigit() for ch in key) or len(key) >= 7
+                if strong_only and not strong:
+                    continue
                 if key and f" {key} " in wanted and (best is None or len(key) > best[0]):
                     best = (len(key), topic_id)
         return best[1] if best else None

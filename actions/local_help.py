@@ -10,13 +10,13 @@ knowledge file alone can give, as before.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.base import EventType, KnowledgeAction, latest_entity, latest_text, say_lines
+from actions.base import MAX_BUTTONS, EventType, KnowledgeAction, latest_entity, latest_text, say_lines, topic_button
 from actions.constants import (
     ENTITY_LOCATION,
     INTENT_MORE_SERVICES,
@@ -75,6 +75,14 @@ def local_answer(area: Area, place: str) -> List[str]:
     return lines
 
 
+def help_steps(knowledge: Knowledge, first: Optional[Dict[str, str]] = None) -> List[Dict[str, str]]:
+    """Next steps after an answer about local help: what else the assistant knows, and a person."""
+    buttons = [first] if first else []
+    buttons += [b for b in (topic_button(knowledge, t) for t in knowledge.local_help.related) if b]
+    person = {"title": knowledge.human_button, "payload": "/ask_human"}
+    return [*buttons[: MAX_BUTTONS - 1], person]
+
+
 def knowledge_answer(dispatcher: CollectingDispatcher, tracker: Tracker, knowledge: Knowledge) -> List[EventType]:
     """The answer from the knowledge file alone: its entries for the area, or the county-wide one, honestly."""
     place_text: Optional[str] = latest_entity(tracker, ENTITY_LOCATION) or latest_text(tracker)
@@ -83,14 +91,15 @@ def knowledge_answer(dispatcher: CollectingDispatcher, tracker: Tracker, knowled
         found = knowledge.find_area(str(tracker.get_slot(SLOT_LOCATION)))
     if found is None:
         say_lines(dispatcher, knowledge.answer_lines(knowledge.local_help))
-        dispatcher.utter_message(text=knowledge.local_help.no_place)
+        dispatcher.utter_message(text=knowledge.local_help.no_place, buttons=help_steps(knowledge))
         return [SlotSet(SLOT_LAST_TOPIC, TOPIC_LOCAL_HELP)]
     area, place = found
     if area.contacts or area.services:
-        say_lines(dispatcher, local_answer(area, place))
+        say_lines(dispatcher, local_answer(area, place), help_steps(knowledge))
         return [SlotSet(SLOT_LAST_TOPIC, f"area:{area.district}"), SlotSet(SLOT_LOCATION, place)]
     say_lines(dispatcher, knowledge.answer_lines(knowledge.local_help))
-    dispatcher.utter_message(text=knowledge.local_help.no_local_details.format(place=place))
+    no_details = knowledge.local_help.no_local_details.format(place=place)
+    dispatcher.utter_message(text=no_details, buttons=help_steps(knowledge))
     return [SlotSet(SLOT_LAST_TOPIC, TOPIC_LOCAL_HELP), SlotSet(SLOT_LOCATION, place)]
 
 
@@ -128,10 +137,11 @@ def show_page(
     closing = source_line(directory, knowledge)
     left = len(matches) - shown
     if left > 0:
-        more = [{"title": wording.more_button, "payload": f"/{INTENT_MORE_SERVICES}"}]
-        dispatcher.utter_message(text=f"{closing} {wording.more_left.format(left=left)}", buttons=more)
+        more = {"title": wording.more_button, "payload": f"/{INTENT_MORE_SERVICES}"}
+        text = f"{closing} {wording.more_left.format(left=left)}"
+        dispatcher.utter_message(text=text, buttons=help_steps(knowledge, first=more))
     else:
-        dispatcher.utter_message(text=closing)
+        dispatcher.utter_message(text=closing, buttons=help_steps(knowledge))
     return shown
 
 
@@ -153,7 +163,7 @@ def directory_answer(
         events.append(SlotSet(SLOT_LOCATION, query.place))
     if not query.has_place():
         say_lines(dispatcher, knowledge.answer_lines(knowledge.local_help))
-        dispatcher.utter_message(text=wording.no_place)
+        dispatcher.utter_message(text=wording.no_place, buttons=help_steps(knowledge))
         return [*events, SlotSet(SLOT_SERVICES_SHOWN, 0), SlotSet(SLOT_LAST_TOPIC, TOPIC_LOCAL_HELP)]
     ranked = find_ranked(directory, knowledge, query)
     matches = [service for _, service in ranked]
@@ -165,9 +175,9 @@ def directory_answer(
     dispatcher.utter_message(text=f"{none} {source_line(directory, knowledge)}")
     area = next((a for a in knowledge.areas if a.district == query.district), None)
     if area and (area.contacts or area.services):
-        say_lines(dispatcher, local_answer(area, query.place or area.district))
+        say_lines(dispatcher, local_answer(area, query.place or area.district), help_steps(knowledge))
     else:
-        say_lines(dispatcher, knowledge.answer_lines(knowledge.local_help))
+        say_lines(dispatcher, knowledge.answer_lines(knowledge.local_help), help_steps(knowledge))
     return [*events, SlotSet(SLOT_SERVICES_SHOWN, 0), SlotSet(SLOT_LAST_TOPIC, TOPIC_SERVICES)]
 
 
@@ -178,9 +188,7 @@ class ActionLocalHelp(KnowledgeAction):
         """Returns the action's name in the domain."""
         return "action_local_help"
 
-    async def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, knowledge: Knowledge
-    ) -> List[EventType]:
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker, knowledge: Knowledge) -> List[EventType]:
         """Sends matching services from the directory; without a directory, the knowledge file's answer."""
         directory = current_directory()
         if directory is None:
@@ -195,22 +203,22 @@ class ActionMoreServices(KnowledgeAction):
         """Returns the action's name in the domain."""
         return "action_more_services"
 
-    async def answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, knowledge: Knowledge
-    ) -> List[EventType]:
+    async def answer(self, dispatcher: CollectingDispatcher, tracker: Tracker, knowledge: Knowledge) -> List[EventType]:
         """Sends the next page, says when there are no more, or asks for a place if there was no search."""
         directory = current_directory()
         if directory is None:
             return knowledge_answer(dispatcher, tracker, knowledge)
         query = Query.from_slot(tracker.get_slot(SLOT_SERVICES_QUERY))
         if query is None or not query.has_place():
-            dispatcher.utter_message(text=knowledge.services.no_place)
+            dispatcher.utter_message(text=knowledge.services.no_place, buttons=help_steps(knowledge))
             return []
         shown = _count(tracker.get_slot(SLOT_SERVICES_SHOWN))
         matches = find_services(directory, knowledge, query)
         if shown >= len(matches):
             no_more = knowledge.services.no_more.format(place=query.place_label())
-            dispatcher.utter_message(text=f"{no_more} {source_line(directory, knowledge)}")
+            dispatcher.utter_message(
+                text=f"{no_more} {source_line(directory, knowledge)}", buttons=help_steps(knowledge)
+            )
             return [SlotSet(SLOT_LAST_TOPIC, TOPIC_SERVICES)]
         shown = show_page(dispatcher, knowledge, directory, query, matches, shown)
         return [SlotSet(SLOT_SERVICES_SHOWN, shown), SlotSet(SLOT_LAST_TOPIC, TOPIC_SERVICES)]
@@ -220,4 +228,3 @@ def _count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0
     return max(0, int(value))
-

@@ -32,6 +32,9 @@ ORDINAL_WORDS = {
     "five": 5,
 }
 LAST_WORDS = {"last", "final"}
+# Words that, with an outcome named, still ask for the whole list ("what are all five outcomes").
+LIST_WORDS = {"all", "list", "every", "each", "them"}
+CARDINALS = {"one", "two", "three", "four", "five"}
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -75,6 +78,23 @@ def find_outcome(question: Question, knowledge: Knowledge) -> Optional[Tuple[int
         if outcome is not None:
             return position, outcome
     return None
+
+
+def one_outcome_named(question: Question, knowledge: Knowledge) -> bool:
+    """Whether a question about the outcomes is about one of them: named, or by its place in the list.
+
+    "Is being happy one of the outcomes?", "What's the fourth outcome?", "outcome 2?" are;
+    "What are the five outcomes?" and "list all the outcomes" are not.
+    """
+    words = set(_WORD.findall(question.text.lower()))
+    if words & LIST_WORDS:
+        return False
+    if question.entity(ENTITY_OUTCOME) or knowledge.find_outcome(question.text):
+        return True
+    position = ordinal_in(question.text, len(knowledge.outcomes))
+    strict = words & (set(ORDINAL_WORDS) - CARDINALS) or words & LAST_WORDS
+    after = re.search(r"\b(?:number|outcome|no)\s*(?:\d|one|two|three|four|five)\b", question.text.lower())
+    return position is not None and bool(strict or after)
 
 
 class ActionOutcomeDetail(KnowledgeAction):

@@ -219,7 +219,8 @@ async def test_a_town_gets_three_services_with_phone_website_and_links_then_more
     last = messages[-1]
     assert "https://directory.example.org/api" in last["text"] and f"{NOW.day} {NOW:%B %Y}" in last["text"]
     assert "days old" not in last["text"]
-    assert last["buttons"] == [{"title": "More services", "payload": "/ask_more_services"}]
+    assert last["buttons"][0] == {"title": "More services", "payload": "/ask_more_services"}
+    assert last["buttons"][-1] == {"title": "Talk to a person", "payload": "/ask_human"}
     assert slots(events) == {
         "services_query": {"district": "Chorley", "place": "Chorley"}, "location": "Chorley",
         "services_shown": 3, "last_topic": "services",
@@ -234,7 +235,9 @@ async def test_more_shows_the_next_three_then_says_that_is_all(setting: Path) ->
     assert [m["text"].splitlines()[0] for m in messages if m.get("custom")] == [
         "Wobbly Wellies Toddler Group", "Bright Sparks Homework Club", "Example Lancashire Parent Line"
     ]  # fmt: skip
-    assert not messages[-1].get("buttons") and "directory.example.org" in messages[-1]["text"]
+    titles = [b["title"] for b in messages[-1].get("buttons") or []]
+    assert "More services" not in titles and "Talk to a person" in titles  # a next step, but no more services
+    assert "directory.example.org" in messages[-1]["text"]
     previous = {"services_query": {"district": "Chorley", "place": "Chorley"}, **slots(events)}
     messages, _ = await run(ActionMoreServices(), "more services", "ask_more_services", slots=previous)
     assert "That's all the services I found near Chorley." in texts(messages)

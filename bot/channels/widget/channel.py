@@ -164,6 +164,55 @@ def _clean_buttons(buttons: Any) -> List[Dict[str, str]]:
     return cleaned
 
 
+_TEL_HREF = re.compile(r"\Atel:\+?[0-9]{3,15}\Z")
+_LINK_TEXT_CHARS = 200
+
+
+def clean_links(custom: Any) -> List[Dict[str, str]]:
+    """The well-formed links of a message's custom data (``{"links": [...]}``), others dropped.
+
+    A link is ``{"type": "tel" | "url", "href", "text", "label"}``. Its ``href`` must be a phone
+    number (``tel:`` and digits) or an https address: the actions build them from the knowledge
+    file or an imported directory, never from what a user typed, and this checks it again.
+    """
+    links = custom.get("links") if isinstance(custom, Mapping) else None
+    cleaned: List[Dict[str, str]] = []
+    for link in links if isinstance(links, list) else []:
+        if not isinstance(link, Mapping):
+            continue
+        kind, href = link.get("type"), link.get("href")
+        text, label = link.get("text"), link.get("label") or link.get("text")
+        if not all(isinstance(v, str) and 0 < len(v) <= _LINK_TEXT_CHARS for v in (text, label)):
+            continue
+        if kind == "tel" and isinstance(href, str) and _TEL_HREF.match(href):
+            cleaned.append({"type": "tel", "href": href, "text": str(text), "label": str(label)})
+        elif kind == "url" and isinstance(href, str) and len(href) <= 500:
+            parts = urlsplit(href)
+            if parts.scheme == "https" and parts.hostname and not parts.username:
+                cleaned.append({"type": "url", "href": href, "text": str(text), "label": str(label)})
+    return cleaned
+
+
+def public_messages(collected: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """The widget's view of a reply: texts and buttons, with each message's links folded into it.
+
+    Rasa's collecting channel sends a message's custom data (the links) as a message of its own
+    right after its text: here the links go back with that text.
+    """
+    out: List[Dict[str, Any]] = []
+    for message in collected:
+        links = clean_links(message.get("custom"))
+        shown = public_message(message)
+        if shown is None and links and out:
+            out[-1].setdefault("links", []).extend(links)
+            continue
+        if links:
+            shown = {**(shown or {}), "links": links}
+        if shown:
+            out.append(shown)
+    return out
+
+
 def public_message(message: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     """Returns the widget's view of a collected bot message, or ``None``.
 
@@ -204,6 +253,7 @@ def history_turns(events: Iterable[Event]) -> List[Dict[str, Any]]:
         elif isinstance(event, BotUttered):
             data = event.data or {}
             buttons = _clean_buttons(data.get("buttons") or data.get("quick_replies"))
+            links = clean_links(data.get("custom"))
             text = event.text if isinstance(event.text, str) else ""
             if buttons:
                 turns.append({"sender": "bot", "text": text, "buttons": buttons})
@@ -212,6 +262,8 @@ def history_turns(events: Iterable[Event]) -> List[Dict[str, Any]]:
                 for part in text.strip().split("\n\n"):
                     if part:
                         turns.append({"sender": "bot", "text": part})
+            if links and turns and turns[-1]["sender"] == "bot":
+                turns[-1]["links"] = links
     return turns[-HISTORY_LIMIT:]
 
 
@@ -417,8 +469,7 @@ class WidgetInput(InputChannel):
         message = UserMessage(text, collector, conversation_id, input_channel=self.name(), message_id=message_id)
         said = await guard.answer(on_new_message, message, self.response_timeout)
         self._renew(request, token)
-        messages = [public_message(m) for m in said]
-        return [m for m in messages if m is not None], 200
+        return public_messages(said), 200
 
     async def _handle_history(self, request: Request) -> JsonResult:
         if request.method != "POST":

@@ -193,15 +193,40 @@
 
   // ---- conversation view ----------------------------------------------------------
   function scrollDown() { ui.log.scrollTop = ui.log.scrollHeight; }
-  function addToLog(node) { ui.log.insertBefore(node, ui.typing); scrollDown(); }
+  // A new reply is read from its start: its first message goes to the top of the conversation.
+  function scrollToStart(node) { ui.log.scrollTop = Math.max(0, node.offsetTop - 8); }
+  function addToLog(node, keepPlace) {
+    ui.log.insertBefore(node, ui.typing);
+    if (!keepPlace) scrollDown();
+  }
 
-  function addMessage(sender, text) {
+  // Tap-to-call and web links sent by the server as data (never made from what anyone typed).
+  var TEL_HREF = /^tel:\+?[0-9]{3,15}$/;
+  function addLinks(bubble, links) {
+    var list = null;
+    (Array.isArray(links) ? links : []).forEach(function (link) {
+      if (!link || typeof link.href !== "string" || typeof link.text !== "string") return;
+      var ok = (link.type === "tel" && TEL_HREF.test(link.href)) ||
+        (link.type === "url" && /^https:\/\//.test(link.href));
+      if (!ok) return;
+      if (!list) list = el("div", { "class": "lcw-links" });
+      var attrs = { href: link.href, "class": "lcw-link lcw-link--" + link.type,
+        "aria-label": String(link.label || link.text) };
+      if (link.type === "url") { attrs.target = "_blank"; attrs.rel = "noopener noreferrer"; }
+      list.appendChild(el("a", attrs, link.type === "tel" ? "Call " + link.text : link.text));
+    });
+    if (list) bubble.appendChild(list);
+  }
+
+  function addMessage(sender, text, links, keepPlace) {
     var item = el("div", { "class": "lcw-msg lcw-msg--" + sender });
     item.appendChild(srText(sender === "user" ? "You said: " : "Assistant said: "));
     var bubble = el("div", { "class": "lcw-bubble" });
     appendText(bubble, text, sender === "bot");
+    if (sender === "bot") addLinks(bubble, links);
     item.appendChild(bubble);
-    addToLog(item);
+    addToLog(item, keepPlace);
+    return item;
   }
   function clearReplies() {
     if (ui.replies && ui.replies.parentNode) ui.replies.parentNode.removeChild(ui.replies);
@@ -219,15 +244,17 @@
       group.appendChild(node);
     });
     ui.replies = group;
-    addToLog(group);
+    addToLog(group, true);
   }
   function showBotMessages(messages, announce) {
     var spoken = [];
     var buttons = null;
+    var first = null;
     (Array.isArray(messages) ? messages : []).forEach(function (message) {
       if (!message) return;
       if (message.text) {
-        addMessage("bot", message.text);
+        var item = addMessage("bot", message.text, message.links, true);
+        first = first || item;
         spoken.push(message.text);
       }
       buttons = Array.isArray(message.buttons) && message.buttons.length ? message.buttons : null;
@@ -236,6 +263,7 @@
       addReplies(buttons);
       spoken.push("Choices: " + buttons.map(function (b) { return b.title; }).join(", ") + ".");
     }
+    if (first) scrollToStart(first);
     if (announce) say(spoken);
   }
   // The polite live region only ever holds the newest bot message(s).
@@ -319,7 +347,7 @@
       var lastButtons = null;
       (Array.isArray(turns) ? turns : []).forEach(function (turn) {
         if (turn.sender === "user") addMessage("user", turn.text);
-        else if (turn.text) addMessage("bot", turn.text);
+        else if (turn.text) addMessage("bot", turn.text, turn.links);
         lastButtons = turn.sender === "bot" && turn.buttons && turn.buttons.length ? turn.buttons : null;
       });
       if (lastButtons) addReplies(lastButtons);
