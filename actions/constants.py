@@ -81,3 +81,8 @@ UTTER_NOT_KNOWN = "utter_not_known"
 UTTER_NO_SOURCE = "utter_no_source"
 UTTER_ERROR = "utter_error"
 UTTER_ANYTHING_ELSE = "utter_anything_else"
+
+# "Delete my chat" (actions/privacy.py). The tracker store deletes a conversation whose turn ran
+# this action: bot/privacy/erase.py names it too (FORGET_ACTION), and a test checks they agree.
+ACTION_FORGET_CONVERSATION = "action_forget_conversation"
+UTTER_FORGET_DONE = "utter_forget_done"

@@ -2,15 +2,15 @@
 
 Staff export every view with ``make export-feedback`` (``python -m actions.feedback_store export FILE.csv``).
 The database file is ``$FEEDBACK_DB`` (default ``var/feedback.db``). No names or contact details are
-asked for, and anything that looks like an email address, a phone number or a postcode is removed
-before a view is stored.
+asked for, and contact details, addresses, postcodes, handles and names given with a school are
+removed before a view is stored (``bot/privacy/redact.py``). Views older than ``RETENTION_DAYS`` are
+deleted (``bot/privacy/retention.py``).
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import re
 import sqlite3
 import sys
 from contextlib import closing
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import List, Optional
+
+from bot.privacy.redact import redact
 
 FEEDBACK_DB_ENV = "FEEDBACK_DB"
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "var" / "feedback.db"
@@ -32,13 +34,6 @@ CREATE TABLE IF NOT EXISTS feedback (
 )
 """
 
-_REDACTIONS = [
-    (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), "[email removed]"),
-    (re.compile(r"(\+44\s?|\b0)(\d[\s-]?){9,10}\b"), "[phone number removed]"),
-    (re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.IGNORECASE), "[postcode removed]"),
-]
-
-
 @dataclass(frozen=True)
 class View:
     """One stored view."""
@@ -47,13 +42,6 @@ class View:
     created_at: str
     about: str
     view: str
-
-
-def redact(text: str) -> str:
-    """Removes what looks like an email address, a UK phone number or a postcode."""
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 def db_path() -> Path:

@@ -4,11 +4,13 @@
 (the staff command-line shell instead of the HTTP server). It:
 
 - fills in the settings that have defaults (ports, the SQLite tracker store, the
-  widget's signing secret) so that ``endpoints.yml`` and ``credentials.yml`` resolve;
+  widget's signing secret, the REST channel's and the action server's tokens) so that
+  ``endpoints.yml`` and ``credentials.yml`` resolve;
 - runs one Rasa server process per CPU (``SANIC_WORKERS``, at most 4 by default), sharing
   their conversation locks in the tracker database or Redis (bot/storage/lock_store.py), and refuses
   a setting that cannot work;
-- starts ``rasa run actions`` and ``rasa run`` (or ``rasa shell``) with every channel
+- starts the action server (``bot/server/action_server.py``: on ``ACTION_HOST``, 127.0.0.1 by
+  default, every call authenticated) and ``rasa run`` (or ``rasa shell``) with every channel
   in ``credentials.yml``;
 - prints where to reach them once they answer;
 - on Ctrl-C (or SIGTERM) stops both; if either dies, stops the other and says why.
@@ -65,15 +67,21 @@ def settings(environ: Dict[str, str], shell: bool = False) -> Dict[str, str]:
         env["SANIC_WORKERS"] = "1"
     else:
         env["SANIC_WORKERS"] = workers_to_start(env)
-    if not env.get("WIDGET_SECRET"):
-        env["WIDGET_SECRET"] = local_secret(VAR / "widget_secret")
+    for name, filename in LOCAL_SECRETS.items():
+        if not env.get(name):
+            env[name] = local_secret(VAR / filename)
     return env
 
 
-def local_secret(path: Path) -> str:
-    """Returns the widget's signing secret for local runs, creating it (mode 600) on first use.
+# Secrets `make run` makes once in var/ (mode 600) when the environment does not set them.
+LOCAL_SECRETS = {"WIDGET_SECRET": "widget_secret", "REST_TOKEN": "rest_token", "ACTION_TOKEN": "action_token"}
 
-    A deployment sets ``WIDGET_SECRET`` itself, the same on every replica.
+
+def local_secret(path: Path) -> str:
+    """Returns a secret for local runs, creating it (mode 600) on first use.
+
+    A deployment sets ``WIDGET_SECRET``, ``REST_TOKEN`` and ``ACTION_TOKEN`` itself, the same on
+    every replica.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -204,10 +212,10 @@ def main(argv: List[str]) -> int:
     except LockStoreSettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    rasa = str(Path(sys.executable).parent / "rasa")
     # The Rasa server runs with this project's measured fixes applied (bot/server/patches.py).
     rasa_fixed = [sys.executable, "-m", "bot.server.patches"]
-    actions = Child("actions", [rasa, "run", "actions", "--port", env["ACTION_PORT"], "--actions", "actions"], env)
+    actions = Child("actions", [sys.executable, "-m", "bot.server.action_server", "--port", env["ACTION_PORT"]], env)
+    action_health = f"http://{env.get('ACTION_HOST') or '127.0.0.1'}:{env['ACTION_PORT']}/health"
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -218,7 +226,7 @@ def main(argv: List[str]) -> int:
 
     common = ["--model", str(args.model), "--endpoints", "endpoints.yml"]
     if args.shell:
-        died = wait_until_ready([actions], [f"http://127.0.0.1:{env['ACTION_PORT']}/health"], START_TIMEOUT_SECONDS)
+        died = wait_until_ready([actions], [action_health], START_TIMEOUT_SECONDS)
         if died:
             print(died.why_it_stopped(), file=sys.stderr)
             return 1
@@ -237,7 +245,7 @@ def main(argv: List[str]) -> int:
     try:
         died = wait_until_ready(
             children,
-            [f"http://127.0.0.1:{env['ACTION_PORT']}/health", f"http://127.0.0.1:{env['PORT']}/"],
+            [action_health, f"http://127.0.0.1:{env['PORT']}/"],
             START_TIMEOUT_SECONDS,
         )
     except TimeoutError as error:
