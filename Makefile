@@ -20,8 +20,8 @@ export RASA_TELEMETRY_ENABLED := false
 TRAINING_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null)
 
 .PHONY: help venv spacy safety-model train run shell test lint types validate-knowledge pytest \
-        validate-data test-nlu test-stories test-blind export-feedback bench clean import-services demo-feed ask \
-        migrate scale-test server-packages image
+        validate-data test-nlu test-stories test-blind export-feedback purge forget bench clean import-services \
+        demo-feed ask migrate scale-test server-packages image
 
 help:
 	@echo "make run      set up, train if stale, start the action server and Rasa (REST, socketio, widget)"
@@ -32,6 +32,8 @@ help:
 	@echo "make validate-knowledge   check the knowledge file without starting anything"
 	@echo "make export-feedback      write every stored feedback view to CSV (OUT=file.csv)"
 	@echo "make ask Q=\"...\"          what the assistant says to a question, and why (FILE=questions.txt for a table)"
+	@echo "make purge   delete conversations and feedback older than RETENTION_DAYS (default 30; DAYS=N to override)"
+	@echo "make forget ID=widget:...  delete one conversation now (an erasure request)"
 	@echo "make bench   speed, scale and memory against a stock Rasa bot (QUICK=1 for a short run)"
 	@echo "make import-services FROM=<https URL | folder | file>   copy the council's service directory (Open Referral UK)"
 	@echo "make demo-feed            serve the fictional test directory on http://127.0.0.1:8765/good (FEED_PORT=...)"
@@ -93,6 +95,14 @@ ask: $(MODEL)
 export-feedback: $(VENV)/.installed
 	$(PY) -m actions.feedback_store export $(or $(OUT),feedback.csv)
 
+# The servers also do this when the action server starts and then every hour (bot/privacy/retention.py).
+purge: $(VENV)/.installed
+	$(PY) -m bot.privacy.retention $(if $(DAYS),--days $(DAYS))
+
+forget: $(VENV)/.installed
+	@test -n "$(ID)" || { echo "usage: make forget ID=<conversation id, e.g. widget:AbC...>"; exit 2; }
+	$(PY) -m bot.privacy.erase "$(ID)"
+
 # ---- the council's service directory (Open Referral UK; README: "Local services directory") ------
 # Exits 1 and leaves the store as it was if any page fails, nothing is valid, or (without FORCE=1) the
 # import has fewer than half the services of the last one. SOURCE= names the address answers give.
@@ -112,7 +122,7 @@ lint: $(VENV)/.installed
 
 validate-data: $(VENV)/.installed
 	$(PY) -m scripts.validate_data
-	$(PY) -m scripts.check_nlu_overlap data/nlu tests/nlu_test.yml $(filter-out %.md,$(wildcard tests/blind/*.yml))
+	$(PY) -m scripts.check_nlu_overlap data/nlu tests/nlu_test.yml $(wildcard tests/blind/*.yml tests/blind/fresh/*.yml)
 
 # axe-core, injected into the page by the browser tests (from the npm registry, pinned by package-lock.json).
 node_modules/.installed: package.json package-lock.json

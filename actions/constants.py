@@ -82,6 +82,11 @@ UTTER_NO_SOURCE = "utter_no_source"
 UTTER_ERROR = "utter_error"
 UTTER_ANYTHING_ELSE = "utter_anything_else"
 
+# "Delete my chat" (actions/privacy.py). The tracker store deletes a conversation whose turn ran
+# this action: bot/privacy/erase.py names it too (FORGET_ACTION), and a test checks they agree.
+ACTION_FORGET_CONVERSATION = "action_forget_conversation"
+UTTER_FORGET_DONE = "utter_forget_done"
+
 # Responses the Rasa server sends itself when it cannot answer a message (bot/server/turns.py):
 # a short apology, then always the helplines.
 UTTER_TECHNICAL_PROBLEM = "utter_technical_problem"

@@ -12,6 +12,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.base import EventType
 from actions.feedback_store import save_view
+from bot.privacy.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -77,13 +78,13 @@ class ValidateFeedbackForm(FormValidationAction):
     def validate_feedback_view(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        """Accepts any view that is not empty, unless the person cancels."""
+        """Accepts any view that is not empty, unless the person cancels; personal details are removed at once."""
         text = str(value or "").strip()
         if is_cancel(text):
             return {SLOT_VIEW: None, SLOT_CANCELLED: True}
         if not text:
             return {SLOT_VIEW: None}
-        return {SLOT_VIEW: text}
+        return {SLOT_VIEW: redact(text)}
 
 
 class ActionSaveFeedback(Action):

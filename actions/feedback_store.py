@@ -1,49 +1,38 @@
-"""Where feedback views are kept: the table ``feedback`` in the assistant's database.
+"""Where feedback views are kept: an SQLite database, created on first use.
 
 Staff export every view with ``make export-feedback`` (``python -m actions.feedback_store export FILE.csv``).
-The database is ``$FEEDBACK_DB_URL``, by default the conversations' own (``$TRACKER_DB_URL``), so
-every replica of a deployment writes to the one database (``make migrate`` makes the table; a
-local SQLite file is migrated on first use). No names or contact details are asked for, and
-anything that looks like an email address, a phone number or a postcode is removed before a
-view is stored.
+The database file is ``$FEEDBACK_DB`` (default ``var/feedback.db``). No names or contact details are
+asked for, and contact details, addresses, postcodes, handles and names given with a school are
+removed before a view is stored (``bot/privacy/redact.py``). Views older than ``RETENTION_DAYS`` are
+deleted (``bot/privacy/retention.py``).
 """
 
 from __future__ import annotations
 
 import csv
-import functools
 import os
-import re
+import sqlite3
 import sys
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional
 
-import sqlalchemy as sa
+from bot.privacy.redact import redact
 
-from bot.storage.engine import engine_for
-
-FEEDBACK_DB_URL_ENV = "FEEDBACK_DB_URL"
-TRACKER_DB_URL_ENV = "TRACKER_DB_URL"
-DEFAULT_URL = f"sqlite:///{Path(__file__).resolve().parent.parent / 'var' / 'tracker.db'}"
+FEEDBACK_DB_ENV = "FEEDBACK_DB"
+DEFAULT_DB = Path(__file__).resolve().parent.parent / "var" / "feedback.db"
 MAX_VIEW_CHARS = 2000
 
-FEEDBACK = sa.Table(
-    "feedback",
-    sa.MetaData(),
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("created_at", sa.Text, nullable=False),
-    sa.Column("about", sa.Text, nullable=False),
-    sa.Column("view", sa.Text, nullable=False),
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    about TEXT NOT NULL,
+    view TEXT NOT NULL
 )
-
-_REDACTIONS = [
-    (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), "[email removed]"),
-    (re.compile(r"(\+44\s?|\b0)(\d[\s-]?){9,10}\b"), "[phone number removed]"),
-    (re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.IGNORECASE), "[postcode removed]"),
-]
-
+"""
 
 @dataclass(frozen=True)
 class View:
@@ -55,71 +44,50 @@ class View:
     view: str
 
 
-def redact(text: str) -> str:
-    """Removes what looks like an email address, a UK phone number or a postcode."""
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
-    return text
+def db_path() -> Path:
+    """Returns the database file in use."""
+    configured = os.environ.get(FEEDBACK_DB_ENV)
+    return Path(configured) if configured else DEFAULT_DB
 
 
-Database = Union[str, Path, None]
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, timeout=10)
+    connection.execute(SCHEMA)
+    return connection
 
 
-def db_url(database: Database = None) -> str:
-    """The database in use: ``database`` (a URL, or a SQLite file's path), else the configured one."""
-    if isinstance(database, Path):
-        return f"sqlite:///{database}"
-    if database:
-        return database
-    return os.environ.get(FEEDBACK_DB_URL_ENV) or os.environ.get(TRACKER_DB_URL_ENV) or DEFAULT_URL
-
-
-@functools.lru_cache(maxsize=None)
-def _migrated_engine(url: str) -> sa.engine.Engine:
-    """The engine for ``url``; a local SQLite file gets its tables on first use.
-
-    A shared database is migrated by ``make migrate``, never by the action server.
-
-    Raises:
-        SchemaNotCurrentError: a shared database was not migrated.
-    """
-    from bot.storage.migrate import ensure_schema
-
-    ensure_schema(url)
-    return engine_for(url)
-
-
-def save_view(about: str, view: str, path: Database = None, now: Optional[datetime] = None) -> int:
+def save_view(about: str, view: str, path: Optional[Path] = None, now: Optional[datetime] = None) -> int:
     """Stores a view with the time it was given (UTC). Returns its id.
 
     Args:
         about: what the view is about (the Plan, the video, the assistant).
         view: what the person said; personal details are removed first.
-        path: the database (default: ``db_url()``).
+        path: the database (default: ``db_path()``).
         now: the time to record (for tests).
 
     Raises:
         ValueError: if the view is empty.
-        sqlalchemy.exc.SQLAlchemyError: the database failed.
     """
     cleaned = redact(view.strip())[:MAX_VIEW_CHARS]
     if not cleaned:
         raise ValueError("an empty view is not stored")
     stamp = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
-    with _migrated_engine(db_url(path)).begin() as connection:
-        result = connection.execute(FEEDBACK.insert().values(created_at=stamp, about=about, view=cleaned))
-        return int(result.inserted_primary_key[0])
+    with closing(_connect(path or db_path())) as connection, connection:
+        cursor = connection.execute(
+            "INSERT INTO feedback (created_at, about, view) VALUES (?, ?, ?)", (stamp, about, cleaned)
+        )
+        return int(cursor.lastrowid or 0)
 
 
-def all_views(path: Database = None) -> List[View]:
+def all_views(path: Optional[Path] = None) -> List[View]:
     """Returns every stored view, oldest first."""
-    query = sa.select(FEEDBACK.c.id, FEEDBACK.c.created_at, FEEDBACK.c.about, FEEDBACK.c.view).order_by(FEEDBACK.c.id)
-    with _migrated_engine(db_url(path)).connect() as connection:
-        rows = connection.execute(query).all()
-    return [View(int(row[0]), str(row[1]), str(row[2]), str(row[3])) for row in rows]
+    with closing(_connect(path or db_path())) as connection:
+        rows = connection.execute("SELECT id, created_at, about, view FROM feedback ORDER BY id").fetchall()
+    return [View(*row) for row in rows]
 
 
-def export_csv(out: Path, path: Database = None) -> int:
+def export_csv(out: Path, path: Optional[Path] = None) -> int:
     """Writes every view to a CSV file for staff. Returns how many were written."""
     views = all_views(path)
     with out.open("w", newline="", encoding="utf-8") as handle:
@@ -141,8 +109,7 @@ def main(argv: List[str]) -> int:
         print("usage: python -m actions.feedback_store export FILE.csv", file=sys.stderr)
         return 2
     count = export_csv(Path(argv[1]))
-    shown = sa.engine.make_url(db_url()).render_as_string(hide_password=True)
-    print(f"Wrote {count} views from {shown} to {argv[1]}")
+    print(f"Wrote {count} views from {db_path()} to {argv[1]}")
     return 0
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import sys
 import time
@@ -48,6 +49,12 @@ def check_loopback(base_url: str) -> None:
     host = urlparse(base_url).hostname
     if host not in LOOPBACK_HOSTS:
         raise LoadError(f"refusing to send load to {host!r}: loopback only")
+
+
+def rest_headers() -> Dict[str, str]:
+    """The REST channel's bearer token (``REST_TOKEN``, set by bench/run.py); other bots ignore it."""
+    token = os.environ.get("REST_TOKEN")
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def is_answer(payload: Any) -> bool:
@@ -104,7 +111,7 @@ class Client:
             url, body = self.base_url + WIDGET_MESSAGE_PATH, {"token": conversation, "text": text}
         started = time.perf_counter()
         try:
-            async with self.session.post(url, json=body, timeout=self.timeout) as response:
+            async with self.session.post(url, json=body, timeout=self.timeout, headers=rest_headers()) as response:
                 status = response.status
                 payload = await response.json(content_type=None) if status == 200 else None
         except asyncio.TimeoutError:

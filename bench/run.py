@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from bench import report
+from bench.load import rest_headers
 from bot.server.workers import workers_to_start
 
 REPO = Path(__file__).resolve().parent.parent
@@ -320,7 +322,7 @@ def post_json(url: str, body: Dict[str, Any], timeout: float = 10.0) -> Tuple[in
     """POSTs JSON to a loopback URL; returns (status, parsed body or None)."""
     import requests
 
-    response = requests.post(url, json=body, timeout=timeout)
+    response = requests.post(url, json=body, timeout=timeout, headers=rest_headers())
     try:
         payload = response.json()
     except ValueError:
@@ -771,7 +773,13 @@ def summarise_profile(raw: str, top: int = 12) -> List[str]:
 
 
 def base_env() -> Dict[str, str]:
-    """The environment every command of the benchmark runs with."""
+    """The environment every command of the benchmark runs with.
+
+    The load is one client sending far faster than a person, so the rate limits are off; our REST
+    channel needs its bearer token, which the load process (and ``post_json``) read from
+    ``REST_TOKEN`` in this process's environment.
+    """
+    os.environ.setdefault("REST_TOKEN", secrets.token_urlsafe(32))
     env = dict(os.environ)
     env.update(
         {
@@ -779,6 +787,8 @@ def base_env() -> Dict[str, str]:
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
             "PYTHONUNBUFFERED": "1",
+            "RATE_LIMIT_CLIENT_PER_MINUTE": "0",
+            "RATE_LIMIT_CONVERSATION_PER_MINUTE": "0",
         }
     )
     return env

@@ -14,8 +14,10 @@
   deleting the chat, "I can't help with that"). A gentle safety check on a fact question counts
   as wrong, and is counted on its own too.
 
-The development sets (``*_dev.yml``) are measured and printed too, never enforced. Results go
-to ``results/blind_eval.json``.
+The development sets (``*_dev.yml``) are measured and printed too, never enforced; so are the
+fresh sets in ``tests/blind/fresh/``, written by another writer after all the work was done, as the
+honest measure of new wording (enforcing them would mean tuning on them). Results go to
+``results/blind_eval.json``.
 
 Usage: ``python -m scripts.blind_eval --model models/assistant.tar.gz [--show]``
 """
@@ -199,10 +201,14 @@ def run(model: Path, show: bool) -> Tuple[Dict[str, Any], List[str]]:
             "safety_dev.yml",
             "ordinary_dev.yml",
             "facts_dev.yml",
+            "fresh/safety.yml",
+            "fresh/ordinary.yml",
+            "fresh/facts.yml",
         )
     }
     safety_names = ["safety_heldout.yml", "ordinary_heldout.yml", "safety_dev.yml", "ordinary_dev.yml"]
-    fact_names = ["facts_a.yml", "facts_b.yml", "facts_dev.yml"]
+    safety_names += ["fresh/safety.yml", "fresh/ordinary.yml"]
+    fact_names = ["facts_a.yml", "facts_b.yml", "facts_dev.yml", "fresh/facts.yml"]
     parses = asyncio.run(parse_all(model, [item["text"] for name in safety_names for item in sets[name]]))
     turns = asyncio.run(ask_all(model, [item["text"] for name in fact_names for item in sets[name]]))
     by_set: Dict[str, List[Dict[str, Any]]] = {}
@@ -220,6 +226,9 @@ def run(model: Path, show: bool) -> Tuple[Dict[str, Any], List[str]]:
         "safety_dev": safety_report(sets["safety_dev.yml"], by_set["safety_dev.yml"]),
         "ordinary_dev": ordinary_report(sets["ordinary_dev.yml"], by_set["ordinary_dev.yml"]),
         "facts_dev": fact_report(sets["facts_dev.yml"], by_set["facts_dev.yml"]),
+        "safety_fresh": safety_report(sets["fresh/safety.yml"], by_set["fresh/safety.yml"]),
+        "ordinary_fresh": ordinary_report(sets["fresh/ordinary.yml"], by_set["fresh/ordinary.yml"]),
+        "facts_fresh": fact_report(sets["fresh/facts.yml"], by_set["fresh/facts.yml"]),
     }
     failures: List[str] = []
     for name, numbers in results["safety_heldout"]["categories"].items():
@@ -238,7 +247,7 @@ def run(model: Path, show: bool) -> Tuple[Dict[str, Any], List[str]]:
 
 def print_report(results: Dict[str, Any], show: bool) -> None:
     """Prints the numbers, per category."""
-    for name in ("safety_heldout", "safety_dev"):
+    for name in ("safety_heldout", "safety_dev", "safety_fresh"):
         report = results[name]
         print(
             f"\n{name}: {report['messages']} danger messages, recall {report['recall']:.1%} (999 and Childline given)"
@@ -249,7 +258,7 @@ def print_report(results: Dict[str, Any], show: bool) -> None:
         if show:
             for miss in report["missed"]:
                 print(f"    MISSED [{miss['category']}] {miss['text']}")
-    for name in ("ordinary_heldout", "ordinary_dev"):
+    for name in ("ordinary_heldout", "ordinary_dev", "ordinary_fresh"):
         report = results[name]
         print(
             f"\n{name}: {report['messages']} ordinary messages: full safety reply {report['full']}, "
@@ -258,7 +267,7 @@ def print_report(results: Dict[str, Any], show: bool) -> None:
         if show:
             for text in report["full_texts"] + report["check_texts"]:
                 print(f"    FLAGGED {text}")
-    for name in ("facts_heldout", "facts_dev"):
+    for name in ("facts_heldout", "facts_dev", "facts_fresh"):
         report = results[name]
         print(
             f"\n{name}: {report['questions']} questions, answered right {report['accuracy']:.1%} "

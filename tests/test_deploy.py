@@ -49,19 +49,25 @@ def _closure(names: Iterable[str]) -> Set[str]:
 
 
 def _imports_of(module_file: Path) -> Set[str]:
-    tree = ast.parse(module_file.read_text())
+    """What importing the module imports: its module-level imports (not TYPE_CHECKING, not in functions)."""
     found: Set[str] = set()
-    for node in ast.walk(tree):
+    todo = list(ast.parse(module_file.read_text()).body)
+    while todo:
+        node = todo.pop()
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
+        elif isinstance(node, ast.If) and not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+            todo.extend(node.body + node.orelse)
+        elif isinstance(node, ast.Try):
+            todo.extend(node.body + node.orelse + node.finalbody + [n for h in node.handlers for n in h.body])
     return found
 
 
 def _third_party_imports_of_the_actions() -> Dict[str, str]:
     """Top-level third-party module -> the project file importing it, for actions/ and what it imports."""
-    todo = sorted((ROOT / "actions").glob("*.py"))
+    todo = sorted((ROOT / "actions").glob("*.py")) + [ROOT / "bot" / "server" / "action_server.py"]
     done: Set[Path] = set()
     third_party: Dict[str, str] = {}
     while todo:
@@ -74,6 +80,11 @@ def _third_party_imports_of_the_actions() -> Dict[str, str]:
             if top in ("actions", "bot"):
                 path = ROOT / Path(*name.split("."))
                 todo.extend(p for p in (path.with_suffix(".py"), path / "__init__.py") if p.exists())
+                parts = name.split(".")
+                for depth in range(1, len(parts)):  # the packages on the way run their __init__ too
+                    package = ROOT / Path(*parts[:depth]) / "__init__.py"
+                    if package.exists():
+                        todo.append(package)
             elif top not in sys.stdlib_module_names:
                 third_party.setdefault(top, str(current.relative_to(ROOT)))
     return third_party

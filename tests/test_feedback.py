@@ -20,7 +20,7 @@ from tests.conftest import ROOT, tracker_dict
 @pytest.fixture(autouse=True)
 def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "sub" / "feedback.db"
-    monkeypatch.setenv("FEEDBACK_DB_URL", f"sqlite:///{path}")
+    monkeypatch.setenv("FEEDBACK_DB", str(path))
     return path
 
 

@@ -86,6 +86,7 @@ def test_the_store_in_endpoints_follows_the_number_of_processes(
     monkeypatch.setenv("TRACKER_DB_URL", f"sqlite:///{tmp_path / 'tracker.db'}")
     monkeypatch.delenv("LOCK_STORE", raising=False)
     monkeypatch.setenv("ACTION_ENDPOINT_URL", "http://127.0.0.1:1/webhook")
+    monkeypatch.setenv("ACTION_TOKEN", "t" * 32)  # endpoints.yml sends it to the action server
     config = read_endpoint_config(str(ROOT / "endpoints.yml"), "lock_store")
 
     monkeypatch.setenv("SANIC_WORKERS", "1")

@@ -1,4 +1,4 @@
-"""Tests of the fixed socket.io channel (bot/channels/socketio.py).
+"""Tests of the socket.io channel (bot/channels/socketio.py): the enter_room fix and server-made sessions.
 
 Unit tests call the registered ``session_request`` handlers directly; the
 end-to-end tests connect a real python-socketio client (long-polling) to a small
@@ -19,9 +19,17 @@ from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.socketio import SocketIOInput as RasaSocketIOInput
 from sanic import Sanic
 
+from bot.channels.signing import SessionSigner
 from bot.channels.socketio import SocketIOInput
 
 BOT_TIMEOUT = 60.0
+SECRET = "socketio-test-secret-" + "x" * 32
+
+
+@pytest.fixture(autouse=True)
+def secret(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("WIDGET_SECRET", SECRET)
+    return SECRET
 
 
 from tests.browser import harness  # noqa: E402
@@ -64,16 +72,43 @@ def session_request_of(
     enter_room, emit = AwaitRecorder(), AwaitRecorder()
     channel.sio.enter_room = enter_room  # type: ignore[method-assign]
     channel.sio.emit = emit  # type: ignore[method-assign]
+    sessions: Dict[str, Dict[str, Any]] = {}
+
+    async def get_session(sid: str, namespace: Optional[str] = None) -> Dict[str, Any]:
+        return sessions.setdefault(sid, {})
+
+    async def save_session(sid: str, session: Dict[str, Any], namespace: Optional[str] = None) -> None:
+        sessions[sid] = session
+
+    channel.sio.get_session = get_session  # type: ignore[method-assign]
+    channel.sio.save_session = save_session  # type: ignore[method-assign]
     return channel.sio.handlers["/"]["session_request"], enter_room, emit
 
 
-async def test_fixed_handler_awaits_enter_room() -> None:
+def _confirmed(emit: AwaitRecorder) -> str:
+    """The session id the server sent in its one session_confirm."""
+    (event, token), options = emit.calls[0]
+    assert event == "session_confirm" and options["room"] == "sid-1"
+    return str(token)
+
+
+async def test_fixed_handler_awaits_enter_room_of_the_session_it_issued() -> None:
     handler, enter_room, emit = session_request_of(SocketIOInput)
     await handler("sid-1", {"session_id": "conversation-1"})
-    assert enter_room.calls == [(("sid-1", "conversation-1"), {})]
-    assert enter_room.awaited == 1
-    assert emit.calls == [(("session_confirm", "conversation-1"), {"room": "sid-1"})]
-    assert emit.awaited == 1
+    token = _confirmed(emit)
+    session_id = SessionSigner(SECRET, "socketio").verify(token)
+    assert session_id is not None and session_id != "conversation-1"  # a made-up id is never taken
+    assert enter_room.calls == [(("sid-1", f"socketio:{session_id}"), {"namespace": None})]
+    assert enter_room.awaited == 1 and emit.awaited == 1
+
+
+async def test_a_genuine_session_sent_back_rejoins_its_conversation_with_a_renewed_token() -> None:
+    issued = SessionSigner(SECRET, "socketio", clock=lambda: __import__("time").time() - 600).new_token()
+    handler, enter_room, emit = session_request_of(SocketIOInput)
+    await handler("sid-1", {"session_id": issued})
+    token = _confirmed(emit)
+    assert token != issued and token.split(".")[0] == issued.split(".")[0]
+    assert enter_room.calls == [(("sid-1", f"socketio:{issued.split('.')[0]}"), {"namespace": None})]
 
 
 async def test_stock_handler_does_not_await_enter_room() -> None:
@@ -85,20 +120,20 @@ async def test_stock_handler_does_not_await_enter_room() -> None:
     assert emit.awaited == 1
 
 
-@pytest.mark.parametrize("data", [None, {}, {"session_id": None}])
-async def test_a_missing_session_id_is_made_up_as_before(data: Optional[Dict[str, Any]]) -> None:
+@pytest.mark.parametrize("data", [None, {}, {"session_id": None}, "a string", ["a", "list"], {"session_id": 42}])
+async def test_a_missing_or_malformed_session_id_gets_a_new_session(data: Any) -> None:
     handler, enter_room, emit = session_request_of(SocketIOInput)
-    await handler("sid-2", data)
-    made_up = emit.calls[0][0][1]
-    assert len(made_up) == 32 and uuid.UUID(hex=made_up)
-    assert enter_room.calls == [(("sid-2", made_up), {})]
+    await handler("sid-1", data)
+    session_id = SessionSigner(SECRET, "socketio").verify(_confirmed(emit))
+    assert session_id is not None and len(session_id) == 32
+    assert enter_room.calls == [(("sid-1", f"socketio:{session_id}"), {"namespace": None})]
 
 
-async def test_without_session_persistence_no_room_is_entered() -> None:
+async def test_without_session_persistence_the_conversation_is_the_socket_and_no_room_is_entered() -> None:
     handler, enter_room, emit = session_request_of(SocketIOInput, session_persistence=False)
-    await handler("sid-3", {"session_id": "conversation-3"})
+    await handler("sid-1", {"session_id": "conversation-3"})
     assert enter_room.calls == []
-    assert emit.calls == [(("session_confirm", "conversation-3"), {"room": "sid-3"})]
+    assert _confirmed(emit) == "sid-1"
 
 
 def test_everything_else_is_rasas() -> None:
@@ -112,8 +147,9 @@ def test_everything_else_is_rasas() -> None:
     stock.blueprint(_ignore)
     assert channel.sio is not None and stock.sio is not None
     assert set(channel.sio.handlers["/"]) == set(stock.sio.handlers["/"])
-    for event in ("connect", "disconnect", "user_uttered"):
-        assert channel.sio.handlers["/"][event].__qualname__.startswith("SocketIOInput.blueprint")
+    assert channel.sio.handlers["/"]["disconnect"].__qualname__.startswith("SocketIOInput.blueprint")
+    assert channel.sio.handlers["/"]["connect"].__qualname__.startswith("SocketIOInput.connect_handler")
+    assert channel.sio.handlers["/"]["user_uttered"].__qualname__.startswith("SocketIOInput.message_handler")
 
 
 @pytest.mark.parametrize("processes", ["1", "2"])
@@ -147,13 +183,12 @@ async def _exchange(base_url: str, text: str, timeout: float) -> List[Dict[str, 
         uttered.append(message)
         got_answer.set()
 
-    session_id = uuid.uuid4().hex
     # Long-polling: python-engineio's websocket client needs aiohttp >= 3.11, and
     # rasa 3.6 keeps aiohttp at 3.9. The websocket transport is tested below.
     await client.connect(base_url, socketio_path="socket.io", transports=["polling"], wait_timeout=30)
     try:
-        await client.emit("session_request", {"session_id": session_id})
-        assert await asyncio.wait_for(confirmed, 30) == session_id
+        await client.emit("session_request", {"session_id": uuid.uuid4().hex})
+        session_id = await asyncio.wait_for(confirmed, 30)  # ours issues its own; Rasa's echoes ours
         await client.emit("user_uttered", {"message": text, "session_id": session_id})
         try:
             await asyncio.wait_for(got_answer.wait(), timeout)
@@ -215,7 +250,6 @@ async def test_session_persistence_end_to_end_with_a_fake_bot(
 async def _exchange_over_websocket(base_url: str, text: str, timeout: float) -> List[Dict[str, Any]]:
     """The same exchange over the websocket transport, speaking Engine.IO 4 by hand."""
     url = base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-    session_id = uuid.uuid4().hex
     uttered: List[Dict[str, Any]] = []
 
     async def receive(ws: Any) -> str:
@@ -234,8 +268,9 @@ async def _exchange_over_websocket(base_url: str, text: str, timeout: float) -> 
         assert (await receive(ws)).startswith("0")  # engine.io open
         await ws.send("40")
         assert (await receive(ws)).startswith("40")  # socket.io connect
-        await ws.send("42" + json.dumps(["session_request", {"session_id": session_id}]))
-        assert await asyncio.wait_for(next_event(ws), 30) == ["session_confirm", session_id]
+        await ws.send("42" + json.dumps(["session_request", {"session_id": uuid.uuid4().hex}]))
+        event, session_id = await asyncio.wait_for(next_event(ws), 30)
+        assert event == "session_confirm"
         await ws.send("42" + json.dumps(["user_uttered", {"message": text, "session_id": session_id}]))
         try:
             while True:

@@ -17,6 +17,7 @@ from tests.conftest import ROOT
 def store_from_endpoints(monkeypatch: pytest.MonkeyPatch, url: str) -> TrackerStore:
     monkeypatch.setenv("TRACKER_DB_URL", url)
     monkeypatch.setenv("ACTION_ENDPOINT_URL", "http://127.0.0.1:1/webhook")
+    monkeypatch.setenv("ACTION_TOKEN", "t" * 32)  # endpoints.yml sends it to the action server
     config = read_endpoint_config(str(ROOT / "endpoints.yml"), "tracker_store")
     return TrackerStore.create(config, Domain.load(str(ROOT / "domain.yml")))
 
@@ -38,6 +39,7 @@ async def test_a_restart_loses_no_conversation(tmp_path: Path, monkeypatch: pyte
 def test_postgresql_is_a_setting_away(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRACKER_DB_URL", "postgresql://rasa:secret@db.example:5432/rasa")
     monkeypatch.setenv("ACTION_ENDPOINT_URL", "http://127.0.0.1:1/webhook")
+    monkeypatch.setenv("ACTION_TOKEN", "t" * 32)  # endpoints.yml sends it to the action server
     config = read_endpoint_config(str(ROOT / "endpoints.yml"), "tracker_store")
     assert config.type == "bot.storage.tracker_store.BoundedSQLTrackerStore"
     assert config.url == "postgresql://rasa:secret@db.example:5432/rasa"

@@ -193,9 +193,10 @@ def sqlite_url(path: Path) -> str:
 
 
 def stored_rows(path: Path, sender: str = SENDER) -> List[dict]:
+    """The stored events as Rasa reads them back (the store keeps a user text once, not twice)."""
     with sqlite3.connect(path) as connection:
         rows = connection.execute("SELECT data FROM events WHERE sender_id = ? ORDER BY id", (sender,)).fetchall()
-    return [json.loads(data) for (data,) in rows]
+    return [Event.from_parameters(json.loads(data)).as_dict() for (data,) in rows]
 
 
 def as_dicts(events: Sequence[Event]) -> List[dict]:

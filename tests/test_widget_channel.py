@@ -123,7 +123,7 @@ def test_origins_are_normalised() -> None:
 
 
 def test_tokens_are_random_and_verify() -> None:
-    signer = SessionSigner("s" * 40)
+    signer = SessionSigner("s" * 40, "widget")
     first, second = signer.new_token(), signer.new_token()
     assert first != second
     session_id = signer.verify(first)
@@ -138,9 +138,14 @@ def _forgeries() -> Dict[str, Callable[[str], object]]:
     return {
         "tampered id": lambda t: flip(t, 0),
         "tampered signature": lambda t: flip(t, len(t) - 1),
-        "other secret": lambda t: SessionSigner("o" * 40).new_token(),
-        "random signature": lambda t: t.split(".")[0] + "." + secrets.token_urlsafe(32),
+        "other secret": lambda t: SessionSigner("o" * 40, "widget").new_token(),
+        "other channel": lambda t: SessionSigner("s" * 40, "socketio").new_token(),
+        "random signature": lambda t: t.rsplit(".", 1)[0] + "." + secrets.token_urlsafe(32),
         "unsigned id": lambda t: t.split(".")[0],
+        "unsigned id and time": lambda t: t.rsplit(".", 1)[0],
+        "old id.signature format": lambda t: t.split(".")[0] + "." + t.split(".")[2],
+        "expired": lambda t: SessionSigner("s" * 40, "widget", clock=lambda: 1_000_000.0).new_token(),
+        "issued in the future": lambda t: SessionSigner("s" * 40, "widget", clock=lambda: 9e9).new_token(),
         "swapped parts": lambda t: ".".join(reversed(t.split("."))),
         "extra part": lambda t: t + ".x",
         "padded signature": lambda t: t + "=",
@@ -152,7 +157,7 @@ def _forgeries() -> Dict[str, Callable[[str], object]]:
 
 @pytest.mark.parametrize("kind", sorted(_forgeries()))
 def test_forged_tokens_are_rejected(kind: str) -> None:
-    signer = SessionSigner("s" * 40)
+    signer = SessionSigner("s" * 40, "widget")
     assert signer.verify(_forgeries()[kind](signer.new_token())) is None
 
 
@@ -162,7 +167,7 @@ def test_server_rejects_forged_tokens(base: str, token: str, kind: str) -> None:
     reply = post(base, "message", {"token": forged, "text": "hi"})
     assert reply.status_code == 401
     assert reply.json()["error"] == "invalid_token"
-    assert requests.get(f"{base}/history", params={"token": str(forged)}, timeout=10).status_code == 401
+    assert post(base, "history", {"token": forged}).status_code == 401
 
 
 # ---- request validation -------------------------------------------------------------------
@@ -244,8 +249,10 @@ def test_history_rebuilds_the_conversation(base: str, token: str) -> None:
         {"sender": "user", "text": "Talk to someone"},
         {"sender": "bot", "text": "You picked talk to someone.\nLine two."},
     ]
-    assert requests.get(f"{base}/history", params={"token": token}, timeout=10).json() == expected
     assert post(base, "history", {"token": token}).json() == expected
+    # The token never goes in a URL: GET is refused, and says how to ask instead.
+    refused = requests.get(f"{base}/history", params={"token": token}, timeout=10)
+    assert refused.status_code == 405 and refused.json()["error"] == "use_post"
 
 
 def test_history_of_a_new_conversation_is_empty(base: str, token: str) -> None:
@@ -320,16 +327,20 @@ def test_log_never_contains_message_text(base: str, token: str, caplog: pytest.L
 # ---- CORS ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["config", "session", "message", "history"])
-def test_cors_reflects_only_allowed_origins(base: str, token: str, path: str) -> None:
+@pytest.mark.parametrize("path", ["config", "session", "message", "history", "forget"])
+def test_cors_reflects_only_allowed_origins_and_refuses_the_others(base: str, token: str, path: str) -> None:
     body = {"token": token, "text": "hi"}
-    for origin, expected in ((ALLOWED, ALLOWED), (OTHER, None), ("null", None)):
+    for origin, expected in ((OTHER, None), ("null", None), (ALLOWED, ALLOWED)):
         if path == "config":
             reply = requests.get(f"{base}/config", headers={"Origin": origin}, timeout=10)
         else:
             reply = post(base, path, body, headers={"Origin": origin})
         assert reply.headers.get("Access-Control-Allow-Origin") == expected
         assert "Origin" in reply.headers["Vary"]
+        if expected is None:  # refused by the server, not just hidden by the browser
+            assert reply.status_code == 403 and reply.json()["error"] == "origin_not_allowed"
+        else:
+            assert reply.status_code < 300
 
 
 def test_preflight_is_answered_for_allowed_origins_only(base: str) -> None:
@@ -365,10 +376,11 @@ def test_cors_inside_rasas_own_app_never_allows_everyone(rasa_cors: Any) -> None
     app.ctx.agent = harness.FakeAgent()
     for url in serve(app):
         token = requests.post(f"{url}/session", timeout=10).json()["token"]
-        for origin, expected in ((ALLOWED, [ALLOWED]), (OTHER, [])):
+        for origin, status, expected in ((ALLOWED, 200, [ALLOWED]), (OTHER, 403, [])):
             reply = post(url, "message", {"token": token, "text": "hi"}, headers={"Origin": origin})
-            assert reply.status_code == 200
-            assert reply.json() == [{"text": "You said: hi"}]
+            assert reply.status_code == status
+            if status == 200:
+                assert reply.json() == [{"text": "You said: hi"}]
             assert reply.raw.headers.getlist("Access-Control-Allow-Origin") == expected
         assert post(url, "history", {"token": token}).json()[0]["text"] == "hi"
         for origin, status, expected in ((ALLOWED, 204, [ALLOWED]), (OTHER, 403, [])):

@@ -4,13 +4,15 @@
 (the staff command-line shell instead of the HTTP server). It:
 
 - fills in the settings that have defaults (ports, the SQLite tracker store, the
-  widget's signing secret) so that ``endpoints.yml`` and ``credentials.yml`` resolve;
+  widget's signing secret, the REST channel's and the action server's tokens) so that
+  ``endpoints.yml`` and ``credentials.yml`` resolve;
 - makes sure the database has this release's tables: a local SQLite file is migrated here; a
   shared database (PostgreSQL) must have been migrated with ``make migrate``, or nothing starts;
 - runs one Rasa server process per CPU (``SANIC_WORKERS``, at most 4 by default), sharing
   their conversation locks in the tracker database (bot/storage/lock_store.py), and refuses
   a setting that cannot work;
-- starts the action server and ``rasa run`` (or ``rasa shell``) with every channel in
+- starts the action server (``bot/server/action_server.py``: on ``ACTION_HOST``, 127.0.0.1 by
+  default, every call authenticated) and ``rasa run`` (or ``rasa shell``) with every channel in
   ``credentials.yml``, and prints where to reach them once ``/ready`` says they can answer;
 - **heals**: once running, a server that stops is started again after a pause that doubles
   with each crash (1 s up to 30 s; back to 1 s after a minute of running), and says so. While
@@ -71,8 +73,7 @@ def settings(environ: Dict[str, str], shell: bool = False) -> Dict[str, str]:
     env.setdefault("ACTION_PORT", "5055")
     env.setdefault("ACTION_ENDPOINT_URL", f"http://127.0.0.1:{env['ACTION_PORT']}/webhook")
     env.setdefault("TRACKER_DB_URL", f"sqlite:///{VAR / 'tracker.db'}")
-    # Feedback views are kept in the same database as the conversations (shared by every replica).
-    env.setdefault("FEEDBACK_DB_URL", env["TRACKER_DB_URL"])
+    env.setdefault("FEEDBACK_DB", str(VAR / "feedback.db"))
     env.setdefault("KNOWLEDGE_FILE", str(ROOT / "knowledge" / "lancashire.yml"))
     env.setdefault("RASA_TELEMETRY_ENABLED", "false")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -81,15 +82,21 @@ def settings(environ: Dict[str, str], shell: bool = False) -> Dict[str, str]:
         env["SANIC_WORKERS"] = "1"
     else:
         env["SANIC_WORKERS"] = workers_to_start(env)
-    if not env.get("WIDGET_SECRET"):
-        env["WIDGET_SECRET"] = local_secret(VAR / "widget_secret")
+    for name, filename in LOCAL_SECRETS.items():
+        if not env.get(name):
+            env[name] = local_secret(VAR / filename)
     return env
 
 
-def local_secret(path: Path) -> str:
-    """Returns the widget's signing secret for local runs, creating it (mode 600) on first use.
+# Secrets `make run` makes once in var/ (mode 600) when the environment does not set them.
+LOCAL_SECRETS = {"WIDGET_SECRET": "widget_secret", "REST_TOKEN": "rest_token", "ACTION_TOKEN": "action_token"}
 
-    A deployment sets ``WIDGET_SECRET`` itself, the same on every replica.
+
+def local_secret(path: Path) -> str:
+    """Returns a secret for local runs, creating it (mode 600) on first use.
+
+    A deployment sets ``WIDGET_SECRET``, ``REST_TOKEN`` and ``ACTION_TOKEN`` itself, the same on
+    every replica.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -107,8 +114,7 @@ def prepare_database(env: Dict[str, str]) -> Optional[str]:
     """
     from bot.storage.migrate import SchemaNotCurrentError, ensure_schema
 
-    urls = {env["TRACKER_DB_URL"], env["FEEDBACK_DB_URL"]}
-    for url in sorted(urls):
+    for url in [env["TRACKER_DB_URL"]]:
         try:
             ensure_schema(url)
         except SchemaNotCurrentError as error:
@@ -267,9 +273,13 @@ def banner(env: Dict[str, str]) -> str:
 
 
 def action_server_command(env: Dict[str, str]) -> List[str]:
-    """The action server's command line."""
-    rasa = str(Path(sys.executable).parent / "rasa")
-    return [rasa, "run", "actions", "--port", env["ACTION_PORT"], "--actions", "actions"]
+    """The action server's command line (bot/server/action_server.py: ACTION_HOST, every call authenticated)."""
+    return [sys.executable, "-m", "bot.server.action_server", "--port", env["ACTION_PORT"]]
+
+
+def action_health_url(env: Dict[str, str]) -> str:
+    """Where the action server says it is alive."""
+    return f"http://{env.get('ACTION_HOST') or '127.0.0.1'}:{env['ACTION_PORT']}/health"
 
 
 def rasa_command(env: Dict[str, str], model: Path, shell: bool = False) -> List[str]:
@@ -289,7 +299,7 @@ def run_shell(env: Dict[str, str], model: Path, stopping: threading.Event) -> in
     actions.start()
     try:
         died = wait_until_ready(
-            [actions], [f"http://127.0.0.1:{env['ACTION_PORT']}/health"], START_TIMEOUT_SECONDS, stopping
+            [actions], [action_health_url(env)], START_TIMEOUT_SECONDS, stopping
         )
     except TimeoutError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -321,7 +331,7 @@ def supervise(env: Dict[str, str], model: Path, stopping: threading.Event, rasa_
     children = [server] if rasa_only else [actions, server]
     ready_urls = [f"http://127.0.0.1:{env['PORT']}/ready"]
     if not rasa_only:
-        ready_urls.insert(0, f"http://127.0.0.1:{env['ACTION_PORT']}/health")
+        ready_urls.insert(0, action_health_url(env))
     for child in children:
         child.start()
     try:

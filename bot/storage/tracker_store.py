@@ -85,6 +85,9 @@ from rasa.shared.utils.common import all_subclasses
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import sessionmaker
 
+from bot.privacy.erase import FORGET_ACTION, delete_conversation_rows, truncate_wal
+from bot.privacy.files import private_database
+from bot.privacy.redact import redact
 from bot.storage.engine import engine_for, with_retries
 from bot.storage.migrate import ensure_schema
 
@@ -226,8 +229,47 @@ def _checkpoint_state(tracker: DialogueStateTracker, new_events: Sequence[Event]
     """
     if not new_events or not _is_listen(new_events[-1]) or tracker.active_loop_name is not None:
         return None
-    slots = {name: slot.value for name, slot in tracker.slots.items() if slot.has_been_set}
+    slots = {name: _redacted_value(slot.value) for name, slot in tracker.slots.items() if slot.has_been_set}
     return json.dumps({"slots": slots, "paused": tracker.is_paused()})
+
+
+# ---- privacy: what is stored of what people type (bot/privacy/redact.py) ---------------------------
+
+
+def _redacted_value(value: Any) -> Any:
+    """A slot value as stored: text with personal details removed, anything else as it is."""
+    return redact(value) if isinstance(value, str) else value
+
+
+def _redacted_strings(value: Any) -> Any:
+    """Every string inside ``value`` (dicts and lists walked through) redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted_strings(item) for item in value]
+    return value
+
+
+def _redacted_event(data: Dict[str, Any]) -> Dict[str, Any]:
+    """An event's dict as stored: user text redacted and kept once, slot values redacted.
+
+    The text of a user message is kept in ``text`` only: Rasa's ``UserUttered`` puts it back into
+    ``parse_data`` when the event is read (and its copy of the metadata). Every other string the
+    pipeline added to ``parse_data`` (entity values, a normalised copy of the text, what the safety
+    net or the second opinion noted) is redacted too.
+    """
+    kind = data.get("event")
+    if kind == UserUttered.type_name:
+        data["text"] = _redacted_value(data.get("text"))
+        parse_data = dict(data.get("parse_data") or {})
+        parse_data.pop("text", None)
+        parse_data.pop("metadata", None)
+        data["parse_data"] = _redacted_strings(parse_data)
+    elif kind == SlotSet.type_name:
+        data["value"] = _redacted_strings(data.get("value"))
+    return data
 
 
 @dataclass(frozen=True)
@@ -286,6 +328,7 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         # for ever; here the engine is the one this process shares with the lock store.
         self.engine = engine_for(url)
         ensure_schema(self.engine.url.render_as_string(hide_password=False), self.engine)
+        private_database(self.engine.url)  # mode 600 (bot/privacy/files.py)
         self.sessionmaker = sessionmaker(bind=self.engine)
         TrackerStore.__init__(self, domain, kwargs.pop("event_broker", None), **kwargs)
 
@@ -344,6 +387,8 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
             tracker: the tracker to store.
         """
         already = stored_event_count(tracker)
+        if self._forgets(tracker, already):
+            return
         if already is None:
 
             def count_stored() -> List[Event]:
@@ -378,8 +423,8 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
 
     @staticmethod
     def _event_row(sender_id: Text, event: Event) -> Dict[str, Any]:
-        """The ``events`` row for one event, exactly as ``SQLTrackerStore.save`` writes it."""
-        data = event.as_dict()
+        """The ``events`` row for one event, as ``SQLTrackerStore.save`` writes it, with user text redacted."""
+        data = _redacted_event(event.as_dict())
         intent = data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY)
         return {
             "sender_id": sender_id,
@@ -389,6 +434,48 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
             "action_name": data.get("name"),
             "data": json.dumps(data),
         }
+
+    # ---- privacy: deleting a conversation, reading all of it -------------------------------------
+
+    def _forgets(self, tracker: DialogueStateTracker, already: Optional[int]) -> bool:
+        """Deletes the conversation instead of storing this turn, if the turn ran ``FORGET_ACTION``."""
+        new_events = itertools.islice(tracker.events, already or 0, None)
+        if not any(isinstance(event, ActionExecuted) and event.action_name == FORGET_ACTION for event in new_events):
+            return False
+        deleted = self.delete_conversation_now(tracker.sender_id)
+        _mark_stored(tracker, len(tracker.events))
+        logger.debug(f"Deleted the conversation on request ({deleted} events)")
+        return True
+
+    def delete_conversation_now(self, sender_id: Text) -> int:
+        """Deletes every stored event and checkpoint of a conversation. Returns how many events went.
+
+        The caller should hold the conversation's lock, so no message of it is half-way through.
+        """
+        with self.engine.begin() as connection:
+            deleted = delete_conversation_rows(connection, sender_id)
+        truncate_wal(self.engine)
+        return deleted
+
+    async def delete_conversation(self, sender_id: Text) -> int:
+        """``delete_conversation_now`` for async callers (the widget's quick exit)."""
+        return self.delete_conversation_now(sender_id)
+
+    async def visible_events(self, sender_id: Text, limit: int) -> List[Event]:
+        """The latest ``limit`` user and bot messages of a conversation, across sessions, oldest first.
+
+        The widget's history shows the whole retained conversation, not the bounded window.
+        """
+        query = (
+            sa.select(EVENTS.c.data)
+            .where(EVENTS.c.sender_id == sender_id, EVENTS.c.type_name.in_(("user", "bot")))
+            .order_by(EVENTS.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        events = [_deserialise(row.data) for row in reversed(rows)]
+        return [event for event in events if event is not None]
 
     def _load_window(self, connection: Connection, sender_id: Text) -> Optional[Tuple[List[Event], List[Event]]]:
         """Finds the window: returns (rebuilt slot events, window events), or None if no events."""

@@ -10,32 +10,45 @@ Routes, under ``/webhooks/widget/``:
   embeds it.
 - ``GET /demo``: a demo host page with the embed snippet and a live widget.
 - ``GET /config``: title, greeting, exit URL and message limit for the widget.
-- ``POST /session``: a new conversation token ``id.signature``.
+- ``POST /session``: a new conversation token ``id.issued.signature``
+  (``bot/channels/signing.py``): made by the server, signed, good for
+  ``session_lifetime_minutes`` (default 240) and renewed while the talk goes on.
 - ``POST /message``: ``{"token", "text"}`` (or ``{"token", "payload"}`` for a
-  button) gives a JSON list of bot messages ``{"text", "buttons"}``.
-- ``GET /history?token=...`` (or ``POST /history`` with ``{"token"}``, which
-  the widget uses so the token stays out of URLs and access logs): the
-  conversation so far, rebuilt from the tracker store.
+  button, and an optional ``"message_id"`` the widget repeats when it retries)
+  gives a JSON list of bot messages ``{"text", "buttons"}``. A token older than a
+  minute comes back renewed in the ``X-Chat-Token`` header.
+- ``POST /history`` with ``{"token"}``: the whole retained conversation, rebuilt
+  from the tracker store. Tokens never go in a URL: ``GET`` is refused.
+- ``POST /forget`` with ``{"token"}``: deletes the conversation on the server
+  (the widget's quick exit and "close and forget" send it with ``sendBeacon``).
+  A genuine token that has expired may still delete its conversation.
 
-CORS: only origins in ``allowed_origins`` are reflected, never ``*``. Request
-bodies are parsed as JSON whatever their ``Content-Type``; the widget sends
-``text/plain`` so that its cross-origin calls are CORS "simple requests" that
-need no preflight. Preflights from other clients are answered from the same
-allow-list by a request middleware placed before Rasa's app-wide Sanic-CORS,
-which would otherwise answer every ``OPTIONS`` request with Rasa's ``--cors``.
+Every refused request gets a JSON error (``{"error", "message"}``) with its
+status: 400 malformed, 401 bad token, 403 origin not allowed, 405 wrong method,
+413 too big, 429 too fast (with ``Retry-After``), 502/503/504 when the assistant
+fails, is starting or is slow. Limits and origins: ``bot/channels/guard.py``.
+
+CORS and origins: a browser request whose ``Origin`` is neither this server nor
+one of ``allowed_origins`` is refused with 403 (not just hidden by the browser);
+only allowed origins are reflected, never ``*``. Request bodies are parsed as
+JSON whatever their ``Content-Type``; the widget sends ``text/plain`` so that its
+cross-origin calls are CORS "simple requests" that need no preflight. Preflights
+from other clients are answered from the same allow-list by a request middleware
+placed before Rasa's app-wide Sanic-CORS, which would otherwise answer every
+``OPTIONS`` request with Rasa's ``--cors``.
+
+The tracker keeps a widget conversation as ``widget:<id>``, so no other channel
+can name it (REST ids may not contain ":").
 """
 
-import asyncio
 import base64
 import gzip
 import hashlib
-import hmac
 import html
 import json
 import logging
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import (
@@ -63,24 +76,27 @@ from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels import guard
+from bot.channels.guard import Refused
+from bot.channels.signing import MIN_SECRET_CHARS, SessionSigner
+from bot.channels.stores import forget_conversation, visible_events
+from bot.privacy import logs
+
 logger = logging.getLogger(__name__)
 
 SECRET_ENV = "WIDGET_SECRET"
-MIN_SECRET_CHARS = 32
 DEFAULT_EXIT_URL = "https://www.bbc.co.uk/weather"
 DEFAULT_TITLE = "Chat with us"
 DEFAULT_GREETING = "Hi! Type your question below and I will try to help."
 DEFAULT_MAX_MESSAGE_CHARS = 500
 DEFAULT_RESPONSE_TIMEOUT = 60.0
+DEFAULT_SESSION_MINUTES = 240
 HISTORY_LIMIT = 200
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-
-_SESSION_ID_BYTES = 24  # secrets.token_urlsafe(24) is 32 characters, 192 bits
-_TOKEN_RE = re.compile(r"\A([A-Za-z0-9_-]{32})\.([A-Za-z0-9_-]{43})\Z")
-_SIGNING_CONTEXT = b"bot.channels.widget/session/v1:"
-_CONTROL_CHARS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# The client's id for a message, repeated when it sends the message again (bot/server/turns.py).
-_MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CONVERSATION_PREFIX = "widget:"
+TOKEN_HEADER = "X-Chat-Token"
+# A token older than this comes back renewed with an answer.
+RENEW_AFTER_S = 60.0
 _STYLE_RE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
 # Sanic-CORS skips a response whose request carries this marker
 # (sanic_cors.core.SANIC_CORS_EVALUATED), so Rasa's `--cors` option can never
@@ -99,60 +115,8 @@ class WidgetConfigError(RasaException):
     """The widget channel's settings are missing or unsafe."""
 
 
-class WidgetRequestError(Exception):
-    """A request the widget API refuses, answered as a JSON error."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        """Creates the error.
-
-        Args:
-            status: HTTP status code (4xx or 5xx).
-            code: Short machine-readable error code.
-            message: Plain English explanation a user may read.
-        """
-        super().__init__(code)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-class SessionSigner:
-    """Issues and checks conversation tokens ``id.signature``.
-
-    The id is random (``secrets.token_urlsafe``); the signature is an
-    HMAC-SHA256 of the id under the server secret, so any replica holding the
-    same secret can check a token without shared state.
-    """
-
-    def __init__(self, secret: str) -> None:
-        """Creates a signer.
-
-        Args:
-            secret: The server secret (at least ``MIN_SECRET_CHARS`` long).
-        """
-        self._key = secret.encode("utf-8")
-
-    def sign(self, session_id: str) -> str:
-        """Returns the URL-safe signature of a session id."""
-        digest = hmac.new(self._key, _SIGNING_CONTEXT + session_id.encode("ascii"), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-    def new_token(self) -> str:
-        """Returns a token for a new, unguessable conversation id."""
-        session_id = secrets.token_urlsafe(_SESSION_ID_BYTES)
-        return f"{session_id}.{self.sign(session_id)}"
-
-    def verify(self, token: object) -> Optional[str]:
-        """Returns the session id of a genuine token, else ``None``."""
-        if not isinstance(token, str) or len(token) > 100:
-            return None
-        match = _TOKEN_RE.match(token)
-        if not match:
-            return None
-        session_id, signature = match.groups()
-        if not hmac.compare_digest(self.sign(session_id).encode("ascii"), signature.encode("ascii")):
-            return None
-        return session_id
+# The widget's refusals are the channels' shared JSON errors (kept under this name for callers).
+WidgetRequestError = Refused
 
 
 @dataclass(frozen=True)
@@ -171,29 +135,10 @@ def normalise_origin(origin: object) -> str:
     Raises:
         WidgetConfigError: For ``*``, ``null`` or anything but an http(s) origin.
     """
-    if not isinstance(origin, str) or origin.strip() in ("", "*", "null"):
-        raise WidgetConfigError(
-            f"Widget allowed_origins entry {origin!r} is not allowed: list each "
-            "site exactly, like https://www.example.org (never '*')."
-        )
-    parts = urlsplit(origin.strip())
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or parts.username
-        or parts.password
-        or parts.path not in ("", "/")
-        or parts.query
-        or parts.fragment
-        or "*" in origin
-    ):
-        raise WidgetConfigError(
-            f"Widget allowed_origins entry {origin!r} must be an origin like "
-            "https://www.example.org (scheme and host, no path, no wildcard)."
-        )
-    default_port = 443 if parts.scheme == "https" else 80
-    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
-    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+    try:
+        return guard.allowed_origins_from([origin])[0]
+    except guard.SettingsError as error:
+        raise WidgetConfigError(f"Widget {error}") from None
 
 
 def _as_list(value: Any) -> List[Any]:
@@ -322,21 +267,6 @@ def history_turns(events: Iterable[Event]) -> List[Dict[str, Any]]:
     return turns[-HISTORY_LIMIT:]
 
 
-def _message_id(data: Mapping[str, Any]) -> Optional[str]:
-    """The client's id for the message, if it sent a well-formed one."""
-    value = data.get("message_id")
-    return value if isinstance(value, str) and _MESSAGE_ID_RE.fullmatch(value) else None
-
-
-def _consume_outcome(task: "asyncio.Future[Any]") -> None:
-    """Retrieves a finished task's exception so none goes unreported."""
-    if not task.cancelled() and task.exception() is not None:
-        logger.warning(
-            "A widget message failed after its request ended (%s).",
-            type(task.exception()).__name__,
-        )
-
-
 class WidgetInput(InputChannel):
     """Rasa input channel for the embeddable web chat widget."""
 
@@ -352,12 +282,14 @@ class WidgetInput(InputChannel):
         Args:
             credentials: Options ``secret`` (else env ``WIDGET_SECRET``),
                 ``allowed_origins``, ``max_message_chars``, ``exit_url``,
-                ``title``, ``greeting`` and ``response_timeout`` (seconds).
+                ``title``, ``greeting``, ``response_timeout`` (seconds) and
+                ``session_lifetime_minutes``.
 
         Raises:
             WidgetConfigError: If the secret is missing or an option is unsafe.
         """
         credentials = credentials or {}
+        logs.install()  # this process handles what people type: keep it out of the logs
         return cls(
             secret=credentials.get("secret") or os.environ.get(SECRET_ENV, ""),
             allowed_origins=_as_list(credentials.get("allowed_origins")),
@@ -366,6 +298,7 @@ class WidgetInput(InputChannel):
             title=credentials.get("title") or DEFAULT_TITLE,
             greeting=credentials.get("greeting") or DEFAULT_GREETING,
             response_timeout=credentials.get("response_timeout", DEFAULT_RESPONSE_TIMEOUT),
+            session_lifetime_minutes=credentials.get("session_lifetime_minutes", DEFAULT_SESSION_MINUTES),
         )
 
     def __init__(
@@ -377,6 +310,7 @@ class WidgetInput(InputChannel):
         title: str = DEFAULT_TITLE,
         greeting: str = DEFAULT_GREETING,
         response_timeout: float = DEFAULT_RESPONSE_TIMEOUT,
+        session_lifetime_minutes: float = DEFAULT_SESSION_MINUTES,
     ) -> None:
         """Creates the channel, checking every option.
 
@@ -410,13 +344,19 @@ class WidgetInput(InputChannel):
             or response_timeout <= 0
         ):
             raise WidgetConfigError("Widget response_timeout must be a positive number.")
+        if (
+            isinstance(session_lifetime_minutes, bool)
+            or not isinstance(session_lifetime_minutes, (int, float))
+            or not 1 <= session_lifetime_minutes <= 24 * 60
+        ):
+            raise WidgetConfigError("Widget session_lifetime_minutes must be a number from 1 to 1440.")
         self.allowed_origins = frozenset(normalise_origin(o) for o in allowed_origins)
         self.max_message_chars = max_message_chars
         self.exit_url = exit_url
         self.title = title.strip()
         self.greeting = greeting.strip()
         self.response_timeout = float(response_timeout)
-        self.signer = SessionSigner(secret)
+        self.signer = SessionSigner(secret, "widget", lifetime_s=60.0 * session_lifetime_minutes)
         # JSON may escape one character as up to 12 bytes ("\ud83d\ude00").
         self.max_body_bytes = 1024 + 12 * max_message_chars
         self._assets: Dict[str, _Asset] = {}
@@ -472,6 +412,10 @@ class WidgetInput(InputChannel):
         async def history(request: Request) -> HTTPResponse:
             return await self._api(request, self._handle_history)
 
+        @widget.route("/forget", methods=["POST", "OPTIONS"])
+        async def forget(request: Request) -> HTTPResponse:
+            return await self._api(request, self._handle_forget)
+
         @widget.listener("before_server_start")
         async def answer_preflight_first(app: Sanic, _: Any) -> None:
             # In a Rasa server, the app-wide Sanic-CORS request middleware answers
@@ -485,6 +429,7 @@ class WidgetInput(InputChannel):
                 return None
 
             app.request_middleware.appendleft(widget_preflight)
+            guard.harden_app(app)
 
         return widget
 
@@ -499,97 +444,106 @@ class WidgetInput(InputChannel):
         }, 200
 
     async def _handle_session(self, request: Request) -> JsonResult:
+        self._require_post(request)
         if len(request.body or b"") > self.max_body_bytes:
-            raise WidgetRequestError(413, "body_too_large", "The request is too big.")
+            raise Refused(413, "body_too_large", "The request is too big.")
+        limiter = guard.limiter_for(request.app)
+        limiter.check(limiter.client_of(request), None)
         return {"token": self.signer.new_token()}, 201
 
     async def _handle_message(self, request: Request, on_new_message: OnNewMessage) -> JsonResult:
+        self._require_post(request)
         data = self._read_json(request)
-        session_id = self._session_id(data.get("token"))
+        token = data.get("token")
+        session_id = self._session_id(token)
         text = self._user_text(data)
+        message_id = guard.message_id(data.get("message_id"))
+        conversation_id = CONVERSATION_PREFIX + session_id
+        limiter = guard.limiter_for(request.app)
+        limiter.check(limiter.client_of(request), conversation_id)
         agent = getattr(request.app.ctx, "agent", None)
         if agent is not None and not agent.is_ready():
-            raise WidgetRequestError(503, "not_ready", "The assistant is starting. Try again in a minute.")
-        collector = CollectingOutputChannel()
+            raise Refused(503, "not_ready", "The assistant is starting. Try again in a minute.", retry_after=30)
         logger.debug("Widget message received (%d characters).", len(text))
-        task = asyncio.ensure_future(
-            on_new_message(
-                UserMessage(text, collector, session_id, input_channel=self.name(), message_id=_message_id(data))
-            )
-        )
-        try:
-            # shield: a timeout or a closed connection must not cancel Rasa
-            # half-way through a turn; the turn finishes and is kept in history.
-            await asyncio.wait_for(asyncio.shield(task), self.response_timeout)
-        except asyncio.CancelledError:
-            task.add_done_callback(_consume_outcome)
-            raise
-        except asyncio.TimeoutError:
-            task.add_done_callback(_consume_outcome)
-            logger.error("The assistant took too long to answer a widget message.")
-            raise WidgetRequestError(504, "timeout", "The assistant is taking too long. Please try again.")
-        except Exception as exc:
-            logger.error("The assistant failed on a widget message (%s).", type(exc).__name__)
-            logger.debug("Widget message failure details.", exc_info=True)
-            raise WidgetRequestError(502, "bot_error", "Sorry, something went wrong. Please try again.")
-        return public_messages(collector.messages), 200
+        collector = CollectingOutputChannel()
+        message = UserMessage(text, collector, conversation_id, input_channel=self.name(), message_id=message_id)
+        said = await guard.answer(on_new_message, message, self.response_timeout)
+        self._renew(request, token)
+        return public_messages(said), 200
 
     async def _handle_history(self, request: Request) -> JsonResult:
-        if request.method == "GET":
-            token: object = request.args.get("token")
-        else:
-            token = self._read_json(request).get("token")
+        if request.method != "POST":
+            raise Refused(405, "use_post", "Send the token in the body of a POST, never in the address.")
+        token = self._read_json(request).get("token")
         session_id = self._session_id(token)
-        tracker_store = getattr(getattr(request.app.ctx, "agent", None), "tracker_store", None)
-        if tracker_store is None:
-            raise WidgetRequestError(503, "not_ready", "The assistant is starting. Try again in a minute.")
+        agent = getattr(request.app.ctx, "agent", None)
+        if getattr(agent, "tracker_store", None) is None:
+            raise Refused(503, "not_ready", "The assistant is starting. Try again in a minute.", retry_after=30)
         try:
-            tracker = await tracker_store.retrieve(session_id)
+            events = await visible_events(agent, CONVERSATION_PREFIX + session_id, 2 * HISTORY_LIMIT)
         except Exception as exc:
             logger.error("Could not read a widget conversation (%s).", type(exc).__name__)
-            logger.debug("Widget history failure details.", exc_info=True)
-            raise WidgetRequestError(503, "history_unavailable", "We could not load your chat. Try again.")
-        return history_turns(tracker.events if tracker is not None else []), 200
+            raise Refused(503, "history_unavailable", "We could not load your chat. Try again.", retry_after=5)
+        self._renew(request, token)
+        return history_turns(events), 200
+
+    async def _handle_forget(self, request: Request) -> JsonResult:
+        self._require_post(request)
+        token = self._read_json(request).get("token")
+        if not isinstance(token, str) or not token:
+            raise Refused(400, "invalid_field", "The token must be a non-empty string.")
+        # An expired token still proves whose conversation it was: deleting it is always allowed.
+        verified = self.signer.check(token, ignore_expiry=True)
+        if verified is None:
+            raise Refused(401, "invalid_token", "This chat has ended. Please start a new one.")
+        agent = getattr(request.app.ctx, "agent", None)
+        if getattr(agent, "tracker_store", None) is None:
+            raise Refused(503, "not_ready", "The assistant is starting. Try again in a minute.", retry_after=30)
+        try:
+            await forget_conversation(agent, CONVERSATION_PREFIX + verified.session_id)
+        except Exception as exc:
+            logger.error("Could not delete a widget conversation (%s).", type(exc).__name__)
+            raise Refused(503, "forget_failed", "We could not delete your chat just now. Try again.", retry_after=5)
+        return {"deleted": True}, 200
 
     # ---- request checks ------------------------------------------------------------
+
+    @staticmethod
+    def _require_post(request: Request) -> None:
+        if request.method != "POST":
+            raise Refused(405, "use_post", "This address only takes POST requests.")
 
     def _read_json(self, request: Request) -> Dict[str, Any]:
         body = request.body or b""
         if len(body) > self.max_body_bytes:
-            raise WidgetRequestError(413, "body_too_large", "The request is too big.")
+            raise Refused(413, "body_too_large", "The request is too big.")
         try:
             data = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
             data = None
         if not isinstance(data, dict):
-            raise WidgetRequestError(400, "invalid_json", "The request must be a JSON object.")
+            raise Refused(400, "invalid_json", "The request must be a JSON object.")
         return data
 
     def _session_id(self, token: object) -> str:
         if not isinstance(token, str) or not token:
-            raise WidgetRequestError(400, "invalid_field", "The token must be a non-empty string.")
+            raise Refused(400, "invalid_field", "The token must be a non-empty string.")
         session_id = self.signer.verify(token)
         if session_id is None:
-            raise WidgetRequestError(401, "invalid_token", "This chat has ended. Please start a new one.")
+            raise Refused(401, "invalid_token", "This chat has ended. Please start a new one.")
         return session_id
+
+    def _renew(self, request: Request, token: object) -> None:
+        """Sends a renewed token with the answer when the one used is over a minute old."""
+        renewed = self.signer.renew(token, min_age_s=RENEW_AFTER_S)
+        if renewed:
+            request.ctx.widget_headers = {TOKEN_HEADER: renewed}
 
     def _user_text(self, data: Mapping[str, Any]) -> str:
         text, payload = data.get("text"), data.get("payload")
         if text is not None and payload is not None:
-            raise WidgetRequestError(400, "invalid_field", "Send either text or payload, not both.")
-        value = text if text is not None else payload
-        if not isinstance(value, str):
-            raise WidgetRequestError(400, "invalid_field", "The message text must be a string.")
-        value = _CONTROL_CHARS_RE.sub("", value).strip()
-        if not value:
-            raise WidgetRequestError(400, "empty_text", "Please type a message first.")
-        if len(value) > self.max_message_chars:
-            raise WidgetRequestError(
-                413,
-                "text_too_long",
-                f"Your message is too long. Please use {self.max_message_chars} characters or fewer.",
-            )
-        return value
+            raise Refused(400, "invalid_field", "Send either text or payload, not both.")
+        return guard.message_text(text if text is not None else payload, self.max_message_chars)
 
     # ---- responses -------------------------------------------------------------------
 
@@ -607,6 +561,7 @@ class WidgetInput(InputChannel):
         origin = request.headers.get("origin")
         if self._origin_allowed(origin):
             headers["Access-Control-Allow-Origin"] = str(origin)
+            headers["Access-Control-Expose-Headers"] = TOKEN_HEADER
         return headers
 
     async def _api(self, request: Request, handler: Callable[[Request], Awaitable[JsonResult]]) -> HTTPResponse:
@@ -614,9 +569,12 @@ class WidgetInput(InputChannel):
         if request.method == "OPTIONS":
             return self._preflight(request, headers)
         try:
+            if not guard.origin_allowed(request.headers.get("origin"), request.host, self.allowed_origins):
+                raise Refused(403, "origin_not_allowed", "This site may not use the chat.")
             body, status = await handler(request)
-        except WidgetRequestError as error:
-            body, status = {"error": error.code, "message": error.message}, error.status
+        except Refused as error:
+            return error.response(headers, app=request.app)
+        headers.update(getattr(request.ctx, "widget_headers", None) or {})
         headers["Cache-Control"] = "no-store"
         return response.json(body, status=status, headers=headers)
 

@@ -7,7 +7,11 @@
  * The server is derived from this script's own src. No framework.
  * Safety rules: everything from the bot or the user is inserted as text
  * (textContent / createTextNode), never innerHTML; only http(s) URLs become
- * links; the conversation token lives in sessionStorage only.
+ * links; the conversation token lives in sessionStorage only, never in a URL.
+ * Every message carries a random message_id; after a network error, a 502 or a
+ * 503 the same message (same id) is sent again a few times, so the server can
+ * answer it once. Quick exit and "Delete this chat" also delete the
+ * conversation on the server (navigator.sendBeacon, token in the body).
  */
 (function () {
   "use strict";
@@ -32,6 +36,8 @@
     maxChars: 500
   };
   var memoryToken = null;
+  var RETRY_DELAYS_MS = [400, 800, 1600];
+  var TOKEN_HEADER = "X-Chat-Token";
   var busy = false;
   var started = false;
   var shiftTimes = [];
@@ -135,6 +141,8 @@
     }
     return fetch(BASE + path, options).then(function (res) {
       clearTimeout(timer);
+      var renewed = res.ok && res.headers.get(TOKEN_HEADER);
+      if (renewed && body && getToken() === body.token) setToken(renewed);
       return res.json().catch(function () { return null; }).then(function (data) {
         if (!res.ok) throw { status: res.status, data: data };
         return data;
@@ -143,6 +151,36 @@
       clearTimeout(timer);
       throw { status: 0 };
     });
+  }
+  // The same message again after a network error, 502 or 503 (same message_id: answered once).
+  function withRetries(attempt, tries) {
+    return attempt().catch(function (error) {
+      var status = error && error.status;
+      if (tries >= RETRY_DELAYS_MS.length || !(status === 0 || status === 502 || status === 503)) throw error;
+      return new Promise(function (resolve) {
+        setTimeout(resolve, RETRY_DELAYS_MS[tries] * (0.75 + Math.random() / 2));
+      }).then(function () { return withRetries(attempt, tries + 1); });
+    });
+  }
+  function newMessageId() {
+    var bytes = new Uint8Array(16);
+    if (window.crypto && window.crypto.getRandomValues) window.crypto.getRandomValues(bytes);
+    else for (var i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+    return Array.prototype.map.call(bytes, function (b) { return (b + 256).toString(16).slice(1); }).join("");
+  }
+  // Deletes the conversation on the server, even while the page is being left.
+  function forgetOnServer() {
+    var token = getToken();
+    if (!token) return;
+    var body = JSON.stringify({ token: token });
+    try {
+      if (navigator.sendBeacon && navigator.sendBeacon(BASE + "forget",
+        new Blob([body], { type: "text/plain;charset=UTF-8" }))) return;
+    } catch (e) { /* fall back to fetch */ }
+    try {
+      fetch(BASE + "forget", { method: "POST", body: body, keepalive: true, credentials: "omit",
+        referrerPolicy: "no-referrer", headers: { "Content-Type": "text/plain;charset=UTF-8" } });
+    } catch (e) { /* nothing more can be done from here */ }
   }
   function ensureToken() {
     var token = getToken();
@@ -259,7 +297,9 @@
     addToLog(box);
   }
   function errorText(error) {
-    if (error && error.status && error.data && error.data.message) return String(error.data.message);
+    if (error && error.status && error.data && error.data.message) {
+      return String(error.data.message) + (error.data.help ? " " + String(error.data.help) : "");
+    }
     return "We can't reach the chat right now. Check your internet connection, then try again.";
   }
 
@@ -269,13 +309,17 @@
     clearError();
     clearReplies();
     addMessage("user", shown);
+    body.messageId = newMessageId(); // kept for every retry of this message
     deliver(body);
   }
   function deliver(body) {
     busy = true;
     setTyping(true);
     function post(token) {
-      return api("message", { token: token, text: body.text, payload: body.payload });
+      return withRetries(function () {
+        return api("message", { token: getToken() || token, text: body.text, payload: body.payload,
+          message_id: body.messageId });
+      }, 0);
     }
     ensureToken().then(post).catch(function (error) {
       if (error && error.status === 401) { // token no longer valid: start a new chat
@@ -316,6 +360,7 @@
 
   // ---- quick exit (GOV.UK "Exit this page" pattern) ----------------------------------
   function quickExit() {
+    forgetOnServer();
     forgetAll();
     if (ui.log) {
       while (ui.log.firstChild) ui.log.removeChild(ui.log.firstChild);
@@ -359,6 +404,20 @@
     }
     if (moveFocus) ui.input.focus();
     scrollDown();
+  }
+  // "Delete this chat": deleted on the server and in this tab, then the panel closes.
+  function closeAndForget() {
+    forgetOnServer();
+    forgetAll();
+    while (ui.log.firstChild !== ui.typing) ui.log.removeChild(ui.log.firstChild);
+    ui.replies = null;
+    ui.error = null;
+    ui.live.textContent = "";
+    ui.input.value = "";
+    updateCount();
+    started = false;
+    closePanel();
+    say(["This chat has been deleted."]);
   }
   function closePanel() {
     ui.panel.hidden = true;
@@ -470,8 +529,10 @@
       send({ text: text }, text);
     });
     [label, ui.input, sendButton, ui.count, ui.hint].forEach(function (n) { form.appendChild(n); });
+    var forget = el("button", { type: "button", "class": "lcw-forget" }, "Delete this chat");
+    forget.addEventListener("click", closeAndForget);
 
-    [header, note, ui.log, form].forEach(function (n) { ui.panel.appendChild(n); });
+    [header, note, ui.log, form, forget].forEach(function (n) { ui.panel.appendChild(n); });
     ui.panel.addEventListener("keydown", onPanelKeydown);
     [ui.live, ui.bar, ui.panel].forEach(function (n) { root.appendChild(n); });
     document.body.appendChild(root);
