@@ -278,6 +278,7 @@ class Replica:
         self.log = folder / f"{name}.log"
         self.process: Optional["subprocess.Popen[bytes]"] = None
         self.seen: List[int] = []
+        self.log_start = 0
 
     @property
     def url(self) -> str:
@@ -287,6 +288,7 @@ class Replica:
     def start(self) -> "Replica":
         """Starts the supervisor in its own session; returns self (not waiting)."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.log_start = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bot.server.serve", "--model", str(self.model)],
@@ -300,15 +302,21 @@ class Replica:
         return self
 
     def wait_ready(self, timeout: float = 240) -> float:
-        """Waits until ``/ready`` answers 200; returns the seconds it took."""
+        """Waits until ``/ready`` answers 200 and the supervisor says so; returns the seconds it took."""
         began = time.monotonic()
         while time.monotonic() - began < timeout:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"replica {self.name} exited:\n{self.log_tail()}")
-            if http_ok(f"{self.url}/ready"):
+            if http_ok(f"{self.url}/ready") and self._supervisor_says_running():
                 return time.monotonic() - began
             time.sleep(0.25)
         raise RuntimeError(f"replica {self.name} not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def _supervisor_says_running(self) -> bool:
+        """Whether this start's supervisor has printed its banner (it restarts crashed servers after that)."""
+        with self.log.open("rb") as log:
+            log.seek(self.log_start)
+            return b"The assistant is running" in log.read()
 
     def log_tail(self, size: int = 3000) -> str:
         """The end of its log."""
