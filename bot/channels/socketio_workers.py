@@ -41,10 +41,11 @@ from sanic import response
 logger = logging.getLogger(__name__)
 
 SEPARATOR = "_"
-# Headers a proxy does not pass on (RFC 9110 7.6.1), plus the ones the client library sets again.
+# Headers a proxy does not pass on (RFC 9110 7.6.1), plus the length the client library sets again.
+# Host is passed on: the owner checks the Origin against it, as for any request.
 HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "transfer-encoding", "upgrade", "host", "content-length",
+    "transfer-encoding", "upgrade", "content-length",
 }  # fmt: skip
 FORWARD_TIMEOUT_S = 70.0  # more than a long poll's wait (engine.io ping interval 25 s + timeout 20 s)
 
