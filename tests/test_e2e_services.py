@@ -70,7 +70,10 @@ def test_a_parent_asks_about_a_town_then_for_more_then_where_it_comes_from(
     assert {"type": "tel", "href": "tel:+441632960102", "text": "01632 960102",
             "label": "Call Example Family Hub Chorley, 01632 960102"} in links  # fmt: skip
     buttons = [b for m in messages for b in m.get("buttons", [])]
-    assert buttons == [{"title": "More services", "payload": "/ask_more_services"}]
+    # "More services" comes first; the next steps (a person to talk to among them) follow it.
+    assert buttons[0] == {"title": "More services", "payload": "/ask_more_services"}
+    assert len(buttons) <= 3 and len({b["payload"] for b in buttons}) == len(buttons)
+    assert any(b["payload"] == "/ask_human" for b in buttons[1:]), buttons
 
     more = joined(live_server.say(user, buttons[0]["payload"]))
     assert "Here are more services near Chorley." in more and "Wobbly Wellies Toddler Group" in more
