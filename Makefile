@@ -21,7 +21,7 @@ TRAINING_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/
 
 .PHONY: help venv spacy safety-model train run shell test lint types validate-knowledge pytest \
         validate-data test-nlu test-stories test-blind export-feedback purge forget bench clean import-services \
-        demo-feed ask
+        demo-feed ask migrate scale-test server-packages image
 
 help:
 	@echo "make run      set up, train if stale, start the action server and Rasa (REST, socketio, widget)"
@@ -37,6 +37,9 @@ help:
 	@echo "make bench   speed, scale and memory against a stock Rasa bot (QUICK=1 for a short run)"
 	@echo "make import-services FROM=<https URL | folder | file>   copy the council's service directory (Open Referral UK)"
 	@echo "make demo-feed            serve the fictional test directory on http://127.0.0.1:8765/good (FEED_PORT=...)"
+	@echo "make migrate           create or update the database's tables (TRACKER_DB_URL), before replicas start"
+	@echo "make scale-test        two replicas behind nginx on PostgreSQL through a crash, a stop and a database restart"
+	@echo "make image             build the container images on a locally made Debian base (podman)"
 
 # ---- environment -------------------------------------------------------------
 $(VENV)/.installed: constraints.txt requirements.txt requirements-dev.txt
@@ -76,6 +79,11 @@ run: $(MODEL)
 shell: $(MODEL)
 	@mkdir -p var
 	$(PY) -m bot.server.serve --shell
+
+# The tables of TRACKER_DB_URL (conversations, locks, feedback), made or updated once (bot/storage/migrate.py).
+# `make run` does this itself for the default local SQLite file.
+migrate: $(VENV)/.installed
+	$(PY) -m bot.storage.migrate
 
 validate-knowledge: $(VENV)/.installed
 	$(PY) -m actions.knowledge $(KNOWLEDGE_FILE)
@@ -121,8 +129,8 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-pytest: $(MODEL) node_modules/.installed
-	$(PY) -m pytest -q
+pytest: $(MODEL) node_modules/.installed server-packages
+	$(PY) -m pytest -q -rs
 
 test-nlu: $(MODEL)
 	$(PY) -m scripts.nlu_gate --model $(MODEL) --test tests/nlu_test.yml --min-f1 0.95
@@ -140,6 +148,26 @@ test: lint validate-knowledge validate-data pytest test-nlu test-stories test-bl
 # Speed, scale and memory against a stock `rasa init` bot (see bench/README.md). QUICK=1: under 3 minutes.
 bench: $(MODEL)
 	$(PY) -m bench.run $(if $(QUICK),--quick)
+
+# PostgreSQL and nginx (the multi-replica tests and the scale test run private copies on loopback ports),
+# and podman for the container test, from Debian's packages when missing (as .ci/run does for chromium).
+SERVER_PACKAGES_NEEDED := $(if $(wildcard /usr/lib/postgresql/*/bin/pg_ctl),,postgresql) \
+                          $(if $(shell command -v nginx || test -x /usr/sbin/nginx && echo y),,nginx-light)
+server-packages:
+	@if [ -n "$(strip $(SERVER_PACKAGES_NEEDED))" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "Installing Debian's $(strip $(SERVER_PACKAGES_NEEDED))..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SERVER_PACKAGES_NEEDED) >/dev/null; \
+	  else echo "error: install Debian's $(strip $(SERVER_PACKAGES_NEEDED)) (apt-get install $(SERVER_PACKAGES_NEEDED))"; exit 1; fi; \
+	fi
+
+# Two replicas behind nginx on one PostgreSQL, under load, through kill -9, SIGTERM and a database restart.
+# Prints lost / duplicated / wrong / stalled counts; writes bench/results/scale-*.json and scale-latest.md.
+scale-test: $(MODEL) server-packages
+	$(PY) -m scripts.scale_test
+
+# The container images (deploy/Containerfile), built on a Debian base made here with debootstrap.
+image: $(MODEL)
+	$(PY) -m scripts.container build
 
 clean:
 	rm -rf build models/*.tar.gz results var/*.db

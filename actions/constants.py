@@ -86,3 +86,8 @@ UTTER_ANYTHING_ELSE = "utter_anything_else"
 # this action: bot/privacy/erase.py names it too (FORGET_ACTION), and a test checks they agree.
 ACTION_FORGET_CONVERSATION = "action_forget_conversation"
 UTTER_FORGET_DONE = "utter_forget_done"
+
+# Responses the Rasa server sends itself when it cannot answer a message (bot/server/turns.py):
+# a short apology, then always the helplines.
+UTTER_TECHNICAL_PROBLEM = "utter_technical_problem"
+UTTER_SAFETY_FALLBACK_HELPLINES = "utter_safety_fallback_helplines"

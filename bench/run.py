@@ -966,8 +966,6 @@ def prepare_ours(plan: Plan, workdir: Path, scripts: Dict[str, Any]) -> Bot:
             "ACTION_PORT": str(action_port),
             "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
             "TRACKER_DB_URL": f"sqlite:///{workdir / 'tracker.db'}",
-            "FEEDBACK_DB": str(workdir / "feedback.db"),
-            "FEEDBACK_DB_URL": str(workdir / "feedback.db"),
             "KNOWLEDGE_FILE": str(knowledge),
             "WIDGET_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
         }

@@ -124,6 +124,45 @@ def _stop(process: "subprocess.Popen[bytes]") -> None:
             process.wait()
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A private PostgreSQL cluster on a loopback port (Debian's ``postgresql``), for the whole run.
+
+    Tests that share a database across processes or replicas run on it. Without PostgreSQL
+    installed (``.ci/run`` and ``make scale-test`` install it), those tests fail and say so.
+    """
+    from scripts.services import PostgresCluster, ServiceMissing
+
+    try:
+        cluster = PostgresCluster().start()
+    except ServiceMissing as missing:
+        pytest.fail(f"{missing} (the multi-replica tests need it)")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        cluster.remove()
+
+
+@pytest.fixture()
+def fresh_postgres_url(postgres: Any) -> str:
+    """A new, empty database in the session's cluster, migrated to the latest schema."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from bot.storage.migrate import upgrade
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres.url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = postgres.url.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    return url
+
+
 def tracker_dict(
     intent: str,
     text: str = "",

@@ -1,9 +1,11 @@
-"""Conversation locks: in memory for one server process; shared in the database (or Redis) for several."""
+"""Conversation locks: in memory for one process on a local file; shared in the database, with leases, otherwise."""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import signal
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -14,22 +16,25 @@ from rasa.core.lock_store import InMemoryLockStore, LockError, LockStore
 from rasa.utils.endpoints import read_endpoint_config
 
 from bot.server import serve
-from bot.server.workers import (
-    MAX_DEFAULT_WORKERS,
-    MEMORY,
-    REDIS,
-    SQL,
-    LockStoreSettingsError,
-    default_workers,
-    lock_backend,
-    redis_settings,
-)
-from bot.storage.lock_store import LOCKS, EnvLockStore, SQLLockStore
+from bot.server.workers import MAX_DEFAULT_WORKERS, MEMORY, SQL, LockStoreSettingsError, default_workers, lock_backend
+from bot.storage.lock_store import LEASE_S, LOCKS, EnvLockStore, SQLLockStore
+from bot.storage.migrate import upgrade
 from tests.conftest import ROOT
 
 
 def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
+    """A SQLite file migrated to the latest schema (as `make run` does)."""
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database that several processes share: a local SQLite file, or a PostgreSQL server."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "locks.db")
+    return str(request.getfixturevalue("fresh_postgres_url"))
 
 
 def test_one_process_keeps_its_locks_in_memory() -> None:
@@ -37,9 +42,21 @@ def test_one_process_keeps_its_locks_in_memory() -> None:
     assert lock_backend({"SANIC_WORKERS": "1", "TRACKER_DB_URL": "sqlite:///x.db"}) == MEMORY
 
 
-def test_several_processes_share_their_locks_in_the_database_or_redis() -> None:
+def test_shared_conversations_share_their_locks_in_the_database_whatever_the_process_count() -> None:
     assert lock_backend({"SANIC_WORKERS": "2", "TRACKER_DB_URL": "sqlite:///x.db"}) == SQL
-    assert lock_backend({"SANIC_WORKERS": "2", "REDIS_URL": "redis://cache.local/1"}) == REDIS
+    # One process per replica, replicas on one database server: the locks must be shared too.
+    assert lock_backend({"SANIC_WORKERS": "1", "TRACKER_DB_URL": "postgresql://u:p@db/rasa"}) == SQL
+    assert lock_backend({"TRACKER_DB_URL": "postgresql://u:p@db/rasa"}) == SQL
+    assert lock_backend({"SANIC_WORKERS": "1", "TRACKER_DB_URL": "sqlite:///x.db", "LOCK_STORE": "sql"}) == SQL
+
+
+def test_redis_and_unshareable_settings_are_refused() -> None:
+    with pytest.raises(LockStoreSettingsError, match="REDIS_URL is no longer supported"):
+        lock_backend({"SANIC_WORKERS": "2", "REDIS_URL": "redis://cache.local/1", "TRACKER_DB_URL": "sqlite:///x"})
+    with pytest.raises(LockStoreSettingsError, match="LOCK_STORE=memory cannot work here"):
+        lock_backend({"LOCK_STORE": "memory", "TRACKER_DB_URL": "postgresql://u:p@db/rasa"})
+    with pytest.raises(LockStoreSettingsError, match="LOCK_STORE must be"):
+        lock_backend({"LOCK_STORE": "redis", "TRACKER_DB_URL": "sqlite:///x.db"})
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
@@ -62,23 +79,12 @@ def test_the_default_is_one_process_per_cpu_within_limits() -> None:
     assert serve.settings({"WIDGET_SECRET": "x" * 40, "SANIC_WORKERS": "3"}, shell=True)["SANIC_WORKERS"] == "1"
 
 
-def test_redis_url_is_read() -> None:
-    settings = redis_settings({"REDIS_URL": "redis://:s%40cret@cache.local:6390/3", "SANIC_WORKERS": "2"})
-    assert settings == {"host": "cache.local", "port": 6390, "db": 3, "password": "s@cret", "key_prefix": "lancs"}
-    assert (redis_settings({"REDIS_URL": "redis://cache.local"}) or {})["port"] == 6379
-
-
-@pytest.mark.parametrize("url", ["http://cache.local/1", "redis:///1", "redis://cache.local/x", "redis://h:port/1"])
-def test_a_bad_redis_url_is_refused(url: str) -> None:
-    with pytest.raises(LockStoreSettingsError, match="REDIS_URL must look like"):
-        redis_settings({"REDIS_URL": url})
-
-
 def test_the_store_in_endpoints_follows_the_number_of_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
-    monkeypatch.setenv("TRACKER_DB_URL", sqlite_url(tmp_path / "tracker.db"))
+    monkeypatch.setenv("TRACKER_DB_URL", f"sqlite:///{tmp_path / 'tracker.db'}")
+    monkeypatch.delenv("LOCK_STORE", raising=False)
     monkeypatch.setenv("ACTION_ENDPOINT_URL", "http://127.0.0.1:1/webhook")
     monkeypatch.setenv("ACTION_TOKEN", "t" * 32)  # endpoints.yml sends it to the action server
     config = read_endpoint_config(str(ROOT / "endpoints.yml"), "lock_store")
@@ -90,7 +96,7 @@ def test_the_store_in_endpoints_follows_the_number_of_processes(
     monkeypatch.setenv("SANIC_WORKERS", "2")
     shared = LockStore.create(config)
     assert isinstance(shared, EnvLockStore) and isinstance(shared.inner, SQLLockStore)
-    assert str(shared.inner.engine.url) == sqlite_url(tmp_path / "tracker.db")
+    assert str(shared.inner.engine.url) == f"sqlite:///{tmp_path / 'tracker.db'}"
 
 
 def test_make_run_refuses_a_bad_number_of_processes(
@@ -108,8 +114,8 @@ def test_make_run_refuses_a_bad_number_of_processes(
 # ---- the database lock store ------------------------------------------------------------------
 
 
-async def test_a_second_message_waits_for_the_first(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "locks.db")
+async def test_a_second_message_waits_for_the_first(shared_url: str) -> None:
+    url = shared_url
     first_process, second_process = SQLLockStore(url), SQLLockStore(url)  # as two server processes
     order: List[str] = []
     released = asyncio.Event()
@@ -142,7 +148,9 @@ async def test_a_second_message_waits_for_the_first(tmp_path: Path) -> None:
 async def test_an_expired_ticket_blocks_nobody(tmp_path: Path) -> None:
     store = SQLLockStore(sqlite_url(tmp_path / "locks.db"))
     with store.engine.begin() as connection:  # a process died holding the lock
-        connection.execute(LOCKS.insert().values(conversation_id="talker", expires=time.time() - 1))
+        connection.execute(
+            LOCKS.insert().values(conversation_id="talker", owner="gone", expires=time.time() - 1, deadline=time.time())
+        )
     async with store.lock("talker"):
         pass
     with store.engine.connect() as connection:
@@ -182,9 +190,8 @@ def _count_under_lock(url: str, counter: str, rounds: int) -> None:
     asyncio.run(run())
 
 
-def test_two_processes_never_hold_the_same_conversation_at_once(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "locks.db")
-    SQLLockStore(url)  # creates the table before both start
+def test_two_processes_never_hold_the_same_conversation_at_once(shared_url: str, tmp_path: Path) -> None:
+    url = shared_url
     counter = tmp_path / "counter"
     counter.write_text("0")
     context = multiprocessing.get_context("spawn")
@@ -221,21 +228,64 @@ async def test_a_late_holder_never_releases_the_next_ones_lock(tmp_path: Path) -
     assert order == ["A in", "B in", "A out", "B out", "C in", "C out"]
 
 
-def test_tables_made_by_another_process_meanwhile_are_fine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sqlalchemy as sa
+def _hold_until_killed(url: str, ready: str) -> None:
+    """In its own process: takes the lock, says so, and never lets go (until killed)."""
 
-    from bot.storage.lock_store import _METADATA
-    from bot.storage.engine import create_tables, engine_for
+    async def run() -> None:
+        store = SQLLockStore(url)
+        async with store.lock("talker"):
+            Path(ready).write_text("holding")
+            await asyncio.sleep(600)
 
-    engine = engine_for(sqlite_url(tmp_path / "locks.db"))
+    asyncio.run(run())
 
-    def lose_the_race(*_args: object, **_kwargs: object) -> None:
-        raise sa.exc.OperationalError("CREATE TABLE", {}, Exception("table conversation_locks already exists"))
 
-    monkeypatch.setattr(_METADATA, "create_all", lose_the_race)
-    with pytest.raises(sa.exc.OperationalError):
-        create_tables(engine, _METADATA)  # nobody made it: the error stands
-    monkeypatch.undo()
-    _METADATA.create_all(engine)  # the other process wins
-    monkeypatch.setattr(_METADATA, "create_all", lose_the_race)
-    create_tables(engine, _METADATA)  # no error: the table is there
+async def test_a_holder_killed_with_minus_9_stalls_its_conversation_only_for_its_lease(
+    shared_url: str, tmp_path: Path
+) -> None:
+    ready = tmp_path / "ready"
+    holder = multiprocessing.get_context("spawn").Process(target=_hold_until_killed, args=(shared_url, str(ready)))
+    holder.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert ready.exists(), "the holder never took the lock"
+        store = SQLLockStore(shared_url)
+        waiter = asyncio.create_task(_enter(store, "talker"))
+        await asyncio.sleep(LEASE_S + 1)  # the live holder renews its lease: nobody gets in
+        assert not waiter.done()
+        assert holder.pid is not None
+        os.kill(holder.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        entered_at = await asyncio.wait_for(waiter, 30)
+        stall = entered_at - killed_at
+        assert 0 <= stall <= 5.0, f"a dead holder stalled its conversation {stall:.1f} s"
+    finally:
+        holder.kill()
+        holder.join(10)
+
+
+async def _enter(store: SQLLockStore, conversation: str) -> float:
+    async with store.lock(conversation):
+        return time.monotonic()
+
+
+async def test_a_live_holder_keeps_its_lock_longer_than_its_lease(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "locks.db")
+    holder, other = SQLLockStore(url, lease_s=0.3), SQLLockStore(url, lease_s=0.3)  # two processes
+    order: List[str] = []
+
+    async def hold() -> None:
+        async with holder.lock("talker"):
+            order.append("holder in")
+            await asyncio.sleep(1.5)  # five leases: renewed all along
+            order.append("holder out")
+
+    async def wait() -> None:
+        await asyncio.sleep(0.1)
+        async with other.lock("talker"):
+            order.append("other in")
+
+    await asyncio.gather(hold(), wait())
+    assert order == ["holder in", "holder out", "other in"]

@@ -178,7 +178,12 @@ async def test_purge_deletes_what_is_older_than_the_limit_and_keeps_the_rest(
     async with locks.lock("recent"):
         pass
     with sa.create_engine(f"sqlite:///{path}").begin() as connection:  # a ticket of a crashed process
-        connection.execute(sa.text("INSERT INTO conversation_locks (conversation_id, expires) VALUES ('old', 1.0)"))
+        connection.execute(
+            sa.text(
+                "INSERT INTO conversation_locks (conversation_id, owner, expires, deadline) "
+                "VALUES ('old', 'gone', 1.0, 1.0)"
+            )
+        )
     feedback = tmp_path / "feedback.db"
     save_view("plan", "an old view", path=feedback, now=datetime.fromtimestamp(time.time() - 31 * DAY, timezone.utc))
     save_view("plan", "a new view", path=feedback)

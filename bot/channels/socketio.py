@@ -55,7 +55,6 @@ from bot.channels import guard
 from bot.channels.guard import Refused
 from bot.channels.signing import DEFAULT_LIFETIME_S, SessionSigner
 from bot.privacy import logs
-from bot.server.workers import server_processes
 
 logger = logging.getLogger("rasa.core.channels.socketio")
 
@@ -186,16 +185,8 @@ class SocketIOInput(RasaSocketIOInput):
         sio.on("connect", handler=self.connect_handler(sio), namespace=self.namespace)
         sio.on("session_request", handler=self.session_request_handler(sio), namespace=self.namespace)
         sio.on(self.user_message_evt, handler=self.message_handler(sio, on_new_message), namespace=self.namespace)
-        if server_processes() > 1:
-            # Long-polling sends each request of a session separately, and any of the server
-            # processes may take it; only the one that opened the session knows it. A websocket
-            # stays with one process. So with several processes, refuse long-polling clearly
-            # ("Invalid transport") rather than fail now and then ("Invalid session").
-            sio.eio.transports = ["websocket"]
-            logger.info(
-                "socket.io: websocket transport only, as several server processes run "
-                "(clients: transports: ['websocket']; or run with SANIC_WORKERS=1 for long-polling)"
-            )
+        # Long-polling works with several server processes too: bot/channels/socketio_workers.py
+        # takes each request to the process that holds its session.
 
         @socketio_webhook.listener("before_server_start")
         async def harden(app: Sanic, _: Any) -> None:

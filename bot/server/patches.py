@@ -23,19 +23,50 @@ behaviour exactly:
   gets ``bot.server.balance.ConnectionBalancer``: a process holding two or more kept-alive connections
   more than the least busy one closes a connection after its response, so that the client's next
   connection lands on a free process (see ``bot/server/balance.py`` for why Sanic needs this).
+
+And the fixes that make a replica safe to run behind a balancer:
+
+- **Never silent, exactly once** (``bot/server/turns.py``): a message that cannot be answered gets
+  an apology and the helplines, and HTTP 503 so it can be sent again; a failed turn is not
+  stored; a message sent again with the same id is answered from what was stored; the tracker
+  store is never swapped for an in-memory one.
+- **``GET /ready``** (``bot/server/ready.py``): model, database and action server, for a balancer.
+- **Worker processes die with the server** (``bot/server/orphans.py``): each Sanic worker asks the
+  kernel for SIGKILL when the Rasa main process dies, so nothing is left holding the port.
+- **A stopping server closes its kept-alive connections.** Sanic stops listening on SIGTERM and
+  waits (up to ``GRACEFUL_SHUTDOWN_S``) for its open connections, but a balancer's kept-alive
+  connection keeps bringing new requests, so the wait ran out and the request then in flight
+  was cut (measured: a 20.8 s stall, ``make scale-test``). Here, once the server is stopping,
+  every response says ``Connection: close``.
+- **socket.io long-polling with several processes** (``bot/channels/socketio_workers.py``): each
+  request reaches the process that holds its session, so rasa-webchat's defaults work.
+- **No connection is taken before the model is loaded.** With several processes, Sanic binds
+  and listens on the port in the main process, then each worker loads the model (10-30 s)
+  before it accepts: meanwhile the kernel accepts connections nobody answers, and a balancer
+  waits its whole read time-out (measured: 29.8 s, ``make scale-test``) instead of trying the
+  next replica at once. Here the main process only binds; the socket listens when the first
+  worker is ready (asyncio's ``create_server`` calls ``listen``), so until then a connection is
+  refused, and nginx goes to the next replica.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
+import os
+import signal
+import socket
 import weakref
 from typing import Any, Dict, MutableMapping
 
 import aiohttp
 from rasa.utils.endpoints import EndpointConfig
 
+from bot.channels import socketio_workers
+from bot.server import ready, turns
 from bot.server.balance import ConnectionBalancer
+from bot.server.orphans import die_with_parent
 from bot.server.workers import server_processes
 
 DOCS_HINT = (
@@ -140,20 +171,80 @@ def _configure_app_too(original: Any) -> Any:
         processes = server_processes()
         if processes > 1:
             ConnectionBalancer(processes).install(app)
+            channels = kwargs.get("input_channels", args[0] if args else None)
+            socketio_workers.install(app, channels, processes)
+            app.register_listener(_worker_dies_with_server(os.getpid()), "before_server_start")
+        ready.install(app)
+        turns.install_http(app)
+        _close_connections_when_stopping(app)
+        app.config.GRACEFUL_SHUTDOWN_TIMEOUT = GRACEFUL_SHUTDOWN_S
         return app
 
     configure_app.__wrapped_by_lancs__ = True  # type: ignore[attr-defined]
     return configure_app
 
 
+# How long a stopping server waits for the messages it is answering (seconds).
+GRACEFUL_SHUTDOWN_S = 20.0
+
+
+def _worker_dies_with_server(server_pid: int) -> Any:
+    async def worker_dies_with_server(_app: Any, _loop: Any) -> None:
+        if os.getpid() != server_pid:  # a Sanic worker process, forked by the Rasa main process
+            die_with_parent(signal.SIGKILL, parent=server_pid)
+
+    return worker_dies_with_server
+
+
+def _close_connections_when_stopping(app: Any) -> None:
+    """Once this server process is stopping, each response closes its connection (see above)."""
+    stopping = {"now": False}
+
+    async def mark_stopping(_app: Any, _loop: Any) -> None:
+        stopping["now"] = True
+
+    async def close_after_response(request: Any, response: Any) -> None:
+        http = getattr(request, "stream", None)
+        if stopping["now"] and hasattr(http, "keep_alive"):
+            http.keep_alive = False  # type: ignore[union-attr]
+
+    app.register_listener(mark_stopping, "before_server_stop")
+    app.register_middleware(close_after_response, "response")
+
+
+def _custom_tracker_store_or_fail(domain: Any, store: Any, event_broker: Any = None) -> Any:
+    """Rasa's loader for a tracker store named by module path, without its in-memory fallback."""
+    import rasa.shared.utils.common
+
+    store_class = rasa.shared.utils.common.class_from_module_path(store.type)
+    return store_class(host=store.url, domain=domain, event_broker=event_broker, **store.kwargs)
+
+
+def _bind_without_listening(host: str, port: int, *, backlog: int = 100) -> socket.socket:
+    """Sanic's ``bind_socket`` (for several worker processes) without ``listen``: see above."""
+    try:  # IP address: family must be specified for IPv6 at least
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:  # a host name
+        family = socket.AF_INET
+    sock = socket.socket(family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def apply_fixes() -> None:
     """Applies the fixes to the Rasa classes in this process (safe to call more than once)."""
     import rasa.core.run
+    import rasa.core.tracker_store
+    import sanic.server.runners
     from rasa.core.actions.action import RemoteAction
 
     from bot.nlp.safety import payloads
 
+    sanic.server.runners.bind_socket = _bind_without_listening  # type: ignore[assignment]
     RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
+    turns.install_rasa()
+    rasa.core.tracker_store._load_from_module_name_in_endpoint_config = _custom_tracker_store_or_fail
     EndpointConfig.session = _kept_session  # type: ignore[method-assign]
     payloads.install()  # nothing a user types can pick an intent, action or slot
     if not getattr(rasa.core.run.configure_app, "__wrapped_by_lancs__", False):

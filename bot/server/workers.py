@@ -5,30 +5,26 @@ default and refuses a bad setting before starting anything).
 
 - ``SANIC_WORKERS``: the number of Rasa server processes. ``bot/server/serve.py`` sets it, when unset,
   to the number of CPUs this process may use, at most ``MAX_DEFAULT_WORKERS``.
-- One process: the locks live in its memory.
-- Several processes must share their locks: in Redis when ``REDIS_URL`` is set, else in the
-  tracker database (``TRACKER_DB_URL``, table ``conversation_locks``).
+- The conversation locks live in the tracker database (``TRACKER_DB_URL``, table
+  ``conversation_locks``) whenever conversations are shared: several processes, a database
+  server such as PostgreSQL (several replicas), or ``LOCK_STORE=sql``. Only one process on a
+  local SQLite file keeps them in its memory.
 """
 
 from __future__ import annotations
 
 import os
-import urllib.parse
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Mapping, Optional
 
-REDIS_DEFAULT_PORT = 6379
-REDIS_DEFAULT_DB = 1
-KEY_PREFIX = "lancs"
 MAX_DEFAULT_WORKERS = 4
 
 MEMORY = "memory"
 SQL = "sql"
-REDIS = "redis"
 
 
 class LockStoreSettingsError(ValueError):
-    """``REDIS_URL``, ``SANIC_WORKERS`` or ``TRACKER_DB_URL`` cannot be used; the message says which and why."""
+    """``SANIC_WORKERS``, ``LOCK_STORE`` or ``TRACKER_DB_URL`` cannot be used; the message says which and why."""
 
 
 def default_workers(cgroup_cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
@@ -79,52 +75,50 @@ def server_processes(environ: Optional[Mapping[str, str]] = None) -> int:
         return 1
 
 
-def lock_backend(environ: Mapping[str, str]) -> str:
-    """Where the locks live: ``MEMORY`` (one process), ``REDIS`` (``REDIS_URL``) or ``SQL``.
+def is_local_file_database(url: str) -> bool:
+    """Whether ``url`` is a SQLite file on this machine, which only this machine's processes share."""
+    import sqlalchemy as sa
 
-    Raises:
-        LockStoreSettingsError: a setting is malformed, or several processes have neither
-            ``REDIS_URL`` nor ``TRACKER_DB_URL`` to share their locks in.
-    """
-    if redis_settings(environ) is not None:
-        return REDIS
-    if workers(environ) == 1:
-        return MEMORY
-    if not environ.get("TRACKER_DB_URL", "").strip():
-        raise LockStoreSettingsError(
-            f"SANIC_WORKERS={workers(environ)} needs somewhere to share the conversation locks: "
-            "set TRACKER_DB_URL (or REDIS_URL), or SANIC_WORKERS=1."
-        )
-    return SQL
-
-
-def redis_settings(environ: Mapping[str, str]) -> Optional[Dict[str, Any]]:
-    """Reads ``REDIS_URL``.
-
-    Args:
-        environ: the environment.
-
-    Returns:
-        ``RedisLockStore`` arguments, or None when ``REDIS_URL`` is not set.
-
-    Raises:
-        LockStoreSettingsError: ``REDIS_URL`` is not a ``redis://`` URL.
-    """
-    url = environ.get("REDIS_URL", "").strip()
-    if not url:
-        return None
-    parts = urllib.parse.urlsplit(url)
     try:
-        port: Optional[int] = parts.port or REDIS_DEFAULT_PORT
-    except ValueError:
-        port = None
-    db = parts.path.strip("/") or str(REDIS_DEFAULT_DB)
-    if parts.scheme != "redis" or not parts.hostname or port is None or not db.isdigit():
-        raise LockStoreSettingsError("REDIS_URL must look like redis://host:6379/1 (with :password@ before the host)")
-    return {
-        "host": parts.hostname,
-        "port": port,
-        "db": int(db),
-        "password": urllib.parse.unquote(parts.password) if parts.password else None,
-        "key_prefix": KEY_PREFIX,
-    }
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return False
+    database = parsed.database or ""
+    return parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and "mode=memory" not in database
+
+
+def lock_backend(environ: Mapping[str, str]) -> str:
+    """Where the conversation locks live: ``SQL`` (the tracker database) or ``MEMORY``.
+
+    The locks are shared whenever the conversations may be: several processes, a database other
+    than a local SQLite file (a PostgreSQL server is there for several replicas), or
+    ``LOCK_STORE=sql``. Only one process on a local SQLite file keeps them in memory.
+
+    Raises:
+        LockStoreSettingsError: a setting is malformed or cannot work (``REDIS_URL``, which is
+            not supported; ``LOCK_STORE=memory`` with shared conversations; several processes
+            without ``TRACKER_DB_URL``).
+    """
+    if environ.get("REDIS_URL", "").strip():
+        raise LockStoreSettingsError(
+            "REDIS_URL is no longer supported (Rasa's Redis lock store can hand two processes the same "
+            "ticket): the conversation locks live in the tracker database. Unset REDIS_URL."
+        )
+    chosen = environ.get("LOCK_STORE", "").strip().lower()
+    if chosen not in ("", MEMORY, SQL):
+        raise LockStoreSettingsError(f"LOCK_STORE must be 'sql' or 'memory', not {chosen!r}")
+    url = environ.get("TRACKER_DB_URL", "").strip()
+    shared = workers(environ) > 1 or (bool(url) and not is_local_file_database(url))
+    if chosen == MEMORY and shared:
+        raise LockStoreSettingsError(
+            "LOCK_STORE=memory cannot work here: the conversations are shared (several processes, or a "
+            "database server), so their locks must be too. Unset LOCK_STORE."
+        )
+    if chosen == SQL or shared:
+        if not url:
+            raise LockStoreSettingsError(
+                f"SANIC_WORKERS={workers(environ)} needs somewhere to share the conversation locks: "
+                "set TRACKER_DB_URL, or SANIC_WORKERS=1."
+            )
+        return SQL
+    return MEMORY

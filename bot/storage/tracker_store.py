@@ -67,7 +67,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Text, Tuple, Type
 
 import sqlalchemy as sa
-from rasa.core.tracker_store import SQLTrackerStore
+from rasa.core.tracker_store import SQLTrackerStore, TrackerStore, validate_port
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
@@ -88,7 +88,8 @@ from sqlalchemy.orm import sessionmaker
 from bot.privacy.erase import FORGET_ACTION, delete_conversation_rows, truncate_wal
 from bot.privacy.files import private_database
 from bot.privacy.redact import redact
-from bot.storage.engine import create_tables, engine_for, is_sqlite_file
+from bot.storage.engine import engine_for, with_retries
+from bot.storage.migrate import ensure_schema
 
 logger = logging.getLogger(__name__)
 
@@ -292,7 +293,7 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         min_turns: Any = DEFAULT_MIN_TURNS,
         **kwargs: Any,
     ) -> None:
-        """Connects to the database, creating the tables that are missing.
+        """Connects to the database, whose tables ``make migrate`` made (``bot/storage/migrate.py``).
 
         Rasa creates a custom store from ``endpoints.yml`` with ``host=<url>``, ``domain``,
         ``event_broker`` and the other keys of the ``tracker_store`` section as keyword arguments.
@@ -307,26 +308,29 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
 
         Raises:
             ValueError: if ``max_events`` or ``min_turns`` is not a whole number >= 1.
+            SchemaNotCurrentError: the database was not migrated to this release's schema.
         """
         self.max_events = _positive_int("max_events", max_events)
         self.min_turns = _positive_int("min_turns", min_turns)
-        super().__init__(domain=domain, **kwargs)
-        private_database(self.engine.url)  # mode 600 (bot/privacy/files.py)
-        if is_sqlite_file(self.engine.url):
-            self._keep_sqlite_connections()
-        create_tables(self.engine, _METADATA)
-        with self.session_scope():
-            pass  # Rasa's check that the PostgreSQL schema exists (retrieve and save skip it)
-
-    def _keep_sqlite_connections(self) -> None:
-        """Reuses SQLite connections, in WAL mode, instead of opening the file for every message.
-
-        See ``bot/storage/engine.py`` for why and what it changes.
-        """
-        url = self.engine.url
-        self.engine.dispose()
+        if kwargs.pop("login_db", None):
+            raise ValueError("login_db is not supported: make the database first, then run `make migrate`")
+        url = self.get_db_url(
+            kwargs.pop("dialect", "sqlite"),
+            kwargs.pop("host", None),
+            validate_port(kwargs.pop("port", None)),
+            kwargs.pop("db", "rasa.db"),
+            kwargs.pop("username", None),
+            kwargs.pop("password", None),
+            None,
+            kwargs.pop("query", None),
+        )
+        # Not SQLTrackerStore.__init__: it creates tables (the migrations do, once) and retries
+        # for ever; here the engine is the one this process shares with the lock store.
         self.engine = engine_for(url)
+        ensure_schema(self.engine.url.render_as_string(hide_password=False), self.engine)
+        private_database(self.engine.url)  # mode 600 (bot/privacy/files.py)
         self.sessionmaker = sessionmaker(bind=self.engine)
+        TrackerStore.__init__(self, domain, kwargs.pop("event_broker", None), **kwargs)
 
     async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
         """Returns the latest session's recent window, with the slot values in front of it.
@@ -337,8 +341,12 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         Returns:
             The tracker, or None if the conversation has no events.
         """
-        with self.engine.connect() as connection:
-            loaded = self._load_window(connection, sender_id)
+
+        def load() -> Optional[Tuple[List[Event], List[Event]]]:
+            with self.engine.connect() as connection:
+                return self._load_window(connection, sender_id)
+
+        loaded = await with_retries(load, "loading a conversation")
         if loaded is None:
             return None
         prefix, window = loaded
@@ -382,17 +390,23 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         if self._forgets(tracker, already):
             return
         if already is None:
-            with self.session_scope() as session:
-                new_events = list(self._additional_events(session, tracker))
+
+            def count_stored() -> List[Event]:
+                with self.session_scope() as session:
+                    return list(self._additional_events(session, tracker))
+
+            new_events = await with_retries(count_stored, "reading a conversation")
         else:
             new_events = list(itertools.islice(tracker.events, already, None))
         rows = [self._event_row(tracker.sender_id, event) for event in new_events]
         state = _checkpoint_state(tracker, new_events)
-        with self.engine.begin() as connection:
-            if state is None:
-                if rows:
-                    connection.execute(_INSERT_EVENTS, rows)
-            else:
+
+        def insert() -> None:
+            with self.engine.begin() as connection:
+                if state is None:
+                    if rows:
+                        connection.execute(_INSERT_EVENTS, rows)
+                    return
                 if len(rows) > 1:
                     connection.execute(_INSERT_EVENTS, rows[:-1])
                 last = connection.execute(_INSERT_EVENTS, rows[-1])  # one row: its id is known
@@ -400,6 +414,8 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
                     _INSERT_CHECKPOINT,
                     {"event_id": last.inserted_primary_key[0], "sender_id": tracker.sender_id, "state": state},
                 )
+
+        await with_retries(insert, "storing a conversation")
         _mark_stored(tracker, len(tracker.events))
         logger.debug(f"Stored {len(new_events)} new events for '{tracker.sender_id}'")
         if self.event_broker is not None and new_events:
