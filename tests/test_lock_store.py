@@ -79,6 +79,14 @@ def test_the_default_is_one_process_per_cpu_within_limits() -> None:
     assert serve.settings({"WIDGET_SECRET": "x" * 40, "SANIC_WORKERS": "3"}, shell=True)["SANIC_WORKERS"] == "1"
 
 
+def test_the_staff_shell_shows_answers_not_library_notes() -> None:
+    shell = serve.settings({"WIDGET_SECRET": "x" * 40}, shell=True)
+    assert (shell["LOG_LEVEL"], shell["PYTHONWARNINGS"]) == ("WARNING", "ignore")
+    server = serve.settings({"WIDGET_SECRET": "x" * 40})
+    assert "PYTHONWARNINGS" not in server and "LOG_LEVEL" not in server  # servers log as they always did
+    assert serve.settings({"WIDGET_SECRET": "x" * 40, "LOG_LEVEL": "DEBUG"}, shell=True)["LOG_LEVEL"] == "DEBUG"
+
+
 def test_the_store_in_endpoints_follows_the_number_of_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

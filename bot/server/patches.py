@@ -253,8 +253,21 @@ def apply_fixes() -> None:
         rasa.core.run.close_resources = _close_resources_too(rasa.core.run.close_resources)
 
 
+def quiet_warnings_if_asked() -> None:
+    """With ``PYTHONWARNINGS=ignore`` (the staff shell), no library warning reaches the terminal.
+
+    Some libraries reset the warning filters while they import, so the filter alone lets their
+    deprecation notes through; not showing any warning at all is what the setting asks for.
+    """
+    if os.environ.get("PYTHONWARNINGS") == "ignore":
+        import warnings
+
+        warnings.showwarning = lambda *args, **kwargs: None
+
+
 def main() -> None:
     """Applies the fixes, then hands over to Rasa's command line (same arguments as ``rasa``)."""
+    quiet_warnings_if_asked()
     apply_fixes()
     from rasa.__main__ import main as rasa_main
 

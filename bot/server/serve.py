@@ -80,6 +80,9 @@ def settings(environ: Dict[str, str], shell: bool = False) -> Dict[str, str]:
     env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
     if shell:
         env["SANIC_WORKERS"] = "1"
+        # Staff read answers in the terminal: only warnings and errors, no library deprecation notes.
+        env.setdefault("LOG_LEVEL", "WARNING")
+        env.setdefault("PYTHONWARNINGS", "ignore")
     else:
         env["SANIC_WORKERS"] = workers_to_start(env)
     for name, filename in LOCAL_SECRETS.items():
