@@ -297,3 +297,24 @@ async def test_a_live_holder_keeps_its_lock_longer_than_its_lease(tmp_path: Path
 
     await asyncio.gather(hold(), wait())
     assert order == ["holder in", "holder out", "other in"]
+
+
+def test_the_shell_setting_hides_library_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    from bot.server.quiet import quiet_warnings_if_asked
+
+    shown = []
+    monkeypatch.setattr(warnings, "showwarning", lambda *args, **kwargs: shown.append(args))
+    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
+    quiet_warnings_if_asked()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("a server still shows this", DeprecationWarning)
+    assert len(shown) == 1
+    monkeypatch.setenv("PYTHONWARNINGS", "ignore")
+    quiet_warnings_if_asked()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("the staff shell does not", DeprecationWarning)
+    assert len(shown) == 1

@@ -183,7 +183,7 @@ def main(argv: List[str]) -> int:
 
 
 if __name__ == "__main__":
-    from bot.server.patches import quiet_warnings_if_asked
+    from bot.server.quiet import quiet_warnings_if_asked
 
     quiet_warnings_if_asked()
     sys.exit(main(sys.argv[1:]))

@@ -67,6 +67,7 @@ from bot.channels import socketio_workers
 from bot.server import ready, turns
 from bot.server.balance import ConnectionBalancer
 from bot.server.orphans import die_with_parent
+from bot.server.quiet import quiet_warnings_if_asked
 from bot.server.workers import server_processes
 
 DOCS_HINT = (
@@ -251,18 +252,6 @@ def apply_fixes() -> None:
         rasa.core.run.configure_app = _configure_app_too(rasa.core.run.configure_app)
     if not getattr(rasa.core.run.close_resources, "__wrapped_by_lancs__", False):
         rasa.core.run.close_resources = _close_resources_too(rasa.core.run.close_resources)
-
-
-def quiet_warnings_if_asked() -> None:
-    """With ``PYTHONWARNINGS=ignore`` (the staff shell), no library warning reaches the terminal.
-
-    Some libraries reset the warning filters while they import, so the filter alone lets their
-    deprecation notes through; not showing any warning at all is what the setting asks for.
-    """
-    if os.environ.get("PYTHONWARNINGS") == "ignore":
-        import warnings
-
-        warnings.showwarning = lambda *args, **kwargs: None
 
 
 def main() -> None:
