@@ -920,7 +920,7 @@ def prepare_ours(plan: Plan, workdir: Path, scripts: Dict[str, Any]) -> Bot:
     Raises:
         BenchError: if ``bot/server/serve.py`` or the trained model is missing.
     """
-    if not (REPO / "bot" / "serve.py").exists():
+    if not (REPO / "bot" / "server" / "serve.py").exists():
         raise BenchError("bot/server/serve.py does not exist yet")
     env = base_env()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
