@@ -23,6 +23,8 @@ from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KE
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.nlp.linear_text import LinearTextModel
+
 MODEL_FILE = "intent_classifier.joblib"
 RANKING_LENGTH = 10
 
@@ -70,6 +72,7 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
         self._storage = model_storage
         self._resource = resource
         self.pipeline = pipeline
+        self._fast: Optional[LinearTextModel] = None
 
     @classmethod
     def create(
@@ -113,6 +116,12 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
             joblib.dump(self.pipeline, directory / MODEL_FILE)
         return self._resource
 
+    def _scorer(self) -> LinearTextModel:
+        """The pipeline's fast one-message path (made once per pipeline)."""
+        if self._fast is None or self._fast.pipeline is not self.pipeline:
+            self._fast = LinearTextModel(self.pipeline)
+        return self._fast
+
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets each message's intent and ranking."""
         if self.pipeline is None:
@@ -121,7 +130,7 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
             text = text_of(message)
             if not text:
                 continue  # a "/intent" button payload is classified too: Rasa's regex handler then sets its intent
-            probabilities = self.pipeline.predict_proba([text])[0]
+            probabilities = self._scorer().probabilities(text)
             ranked = sorted(zip(self.pipeline.classes_, probabilities), key=lambda pair: -pair[1])
             ranking = [
                 {INTENT_NAME_KEY: str(name), PREDICTED_CONFIDENCE_KEY: float(p)} for name, p in ranked[:RANKING_LENGTH]

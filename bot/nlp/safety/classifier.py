@@ -19,12 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
+from bot.nlp.linear_text import LinearTextModel
 from bot.nlp.safety.match import SafetyMatcher
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -91,6 +92,14 @@ class RiskClassifier:
 
     pipeline: Any
     matcher: SafetyMatcher
+    _fast: Optional[LinearTextModel] = field(default=None, init=False, repr=False)
+
+    @property
+    def fast(self) -> LinearTextModel:
+        """The pipeline's fast one-message path (made once per pipeline)."""
+        if self._fast is None or self._fast.pipeline is not self.pipeline:
+            self._fast = LinearTextModel(self.pipeline)
+        return self._fast
 
     def prepare(self, text: str) -> str:
         """The words the model sees."""
@@ -101,7 +110,7 @@ class RiskClassifier:
         words = self.prepare(text)
         if not words:
             return 0.0
-        return float(self.pipeline.predict_proba([words])[0][1])
+        return float(self.fast.probabilities(words)[1])
 
     def scores(self, texts: Sequence[str]) -> List[float]:
         """Scores many texts at once."""
