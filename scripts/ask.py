@@ -35,6 +35,18 @@ def quiet() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
+    quiet_structlog()
+
+
+def quiet_structlog() -> None:
+    """Rasa's structured log (``processor.message.parse ... parse_data_text=...``) at warnings only.
+
+    Unconfigured, structlog prints every debug line, each message's text included: thousands of
+    lines for an evaluation run.
+    """
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_structlog(logging.WARNING)
 
 
 def safety_reason(parse: Dict[str, Any]) -> str:

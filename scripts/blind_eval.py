@@ -163,9 +163,10 @@ async def ask_all(model: Path, texts: List[str]) -> List[Dict[str, Any]]:
     from rasa.utils.endpoints import EndpointConfig
 
     from bot.server.patches import apply_fixes
-    from scripts.ask import in_process_actions
+    from scripts.ask import in_process_actions, quiet_structlog
 
     apply_fixes()
+    quiet_structlog()
     in_process_actions()
     agent = Agent.load(str(model), action_endpoint=EndpointConfig("http://in-process/webhook"))
     turns = []
@@ -185,6 +186,9 @@ async def parse_all(model: Path, texts: List[str]) -> List[Dict[str, Any]]:
     """The trained model's NLU output for every text (the whole pipeline, safety net included)."""
     from rasa.core.agent import Agent
 
+    from scripts.ask import quiet_structlog
+
+    quiet_structlog()
     agent = Agent.load(str(model))
     return [await agent.parse_message(text) for text in texts]
 
