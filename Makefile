@@ -39,6 +39,7 @@ help:
 	@echo "make demo-feed            serve the fictional test directory on http://127.0.0.1:8765/good (FEED_PORT=...)"
 	@echo "make migrate           create or update the database's tables (TRACKER_DB_URL), before replicas start"
 	@echo "make scale-test        two replicas behind nginx on PostgreSQL through a crash, a stop and a database restart"
+	@echo "                       (CONTAINERS=1: the replicas as the podman images of deploy/Containerfile)"
 	@echo "make image             build the container images on a locally made Debian base (podman)"
 
 # ---- environment -------------------------------------------------------------
@@ -163,7 +164,7 @@ server-packages:
 # Two replicas behind nginx on one PostgreSQL, under load, through kill -9, SIGTERM and a database restart.
 # Prints lost / duplicated / wrong / stalled counts; writes bench/results/scale-*.json and scale-latest.md.
 scale-test: $(MODEL) server-packages
-	$(PY) -m scripts.scale_test
+	$(PY) -m scripts.scale_test $(if $(CONTAINERS),--containers)
 
 # The container images (deploy/Containerfile), built on a Debian base made here with debootstrap.
 image: $(MODEL)

@@ -17,8 +17,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_IMAGE = "localhost/debian:bullseye-slim"
@@ -127,3 +128,104 @@ def main(argv: List[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+class ContainerReplica:
+    """One replica as containers: the assistant image and the actions image, run with podman.
+
+    The same interface as :class:`scripts.services.Replica`, for ``make scale-test CONTAINERS=1``.
+    The assistant container shares the host's network (it reaches PostgreSQL on loopback and
+    listens on its own port there); the actions container publishes its port on 127.0.0.1.
+    """
+
+    def __init__(self, name: str, env: Dict[str, str], folder: Path, images: Dict[str, str]) -> None:
+        """Remembers how to start it on free ports; ``start`` starts it.
+
+        Args:
+            name: a short name for logs.
+            env: settings for the assistant (``TRACKER_DB_URL``, ``WIDGET_SECRET``, ``ACTION_TOKEN``, ...).
+            folder: where its logs go.
+            images: target -> image, from :func:`build`.
+        """
+        from scripts.services import free_port
+
+        self.name = name
+        self.port, self.action_port = free_port(), free_port()
+        self.env = dict(env)
+        self.folder = folder
+        self.images = images
+        suffix = os.urandom(3).hex()
+        self.assistant = f"lancs-scale-{name.lower()}-assistant-{suffix}"
+        self.actions = f"lancs-scale-{name.lower()}-actions-{suffix}"
+        self.log = folder / f"{name}.log"
+
+    @property
+    def url(self) -> str:
+        """The Rasa server's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def _settings(self, names: List[str]) -> List[str]:
+        return [part for name in names if name in self.env for part in ("-e", f"{name}={self.env[name]}")]
+
+    def start(self) -> "ContainerReplica":
+        """Starts both containers (new ones, under the same names); returns self (not waiting)."""
+        self._remove()
+        podman(
+            "run", "-d", "--name", self.actions, "-p", f"127.0.0.1:{self.action_port}:5055",
+            "-e", "ACTION_HOST=0.0.0.0", *self._settings(["ACTION_TOKEN"]), self.images["actions"],
+        )  # fmt: skip
+        podman(
+            "run", "-d", "--name", self.assistant, "--network", "host", "--init",
+            "-e", f"PORT={self.port}", "-e", "RASA_INTERFACE=127.0.0.1",
+            "-e", f"ACTION_ENDPOINT_URL=http://127.0.0.1:{self.action_port}/webhook",
+            *self._settings(sorted(set(self.env) - {"PORT", "ACTION_ENDPOINT_URL"})), self.images["assistant"],
+        )  # fmt: skip
+        return self
+
+    def wait_ready(self, timeout: float = 300) -> float:
+        """Waits until ``/ready`` answers 200; returns the seconds it took."""
+        from scripts.services import http_ok
+
+        began = time.monotonic()
+        while time.monotonic() - began < timeout:
+            state = podman("inspect", "--format", "{{.State.Status}}", self.assistant, check=False).stdout.strip()
+            if state not in ("running", "created", "configured"):
+                raise RuntimeError(f"replica {self.name}'s assistant container is {state}:\n{self.log_tail()}")
+            if http_ok(f"{self.url}/ready"):
+                return time.monotonic() - began
+            time.sleep(0.25)
+        raise RuntimeError(f"replica {self.name} not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, size: int = 3000) -> str:
+        """The end of the assistant container's log."""
+        return str(podman("logs", self.assistant, check=False).stdout or "")[-size:]
+
+    def crash(self) -> None:
+        """Kills both containers with SIGKILL at once, as a machine that dies."""
+        for name in (self.assistant, self.actions):
+            podman("kill", "--signal", "KILL", name, check=False)
+        self._save_logs()
+
+    def stop(self, timeout: float = 60) -> Optional[int]:
+        """Stops the assistant with ``podman stop`` (SIGTERM: it drains), then the actions.
+
+        Returns the assistant's exit code (None if podman could not stop it).
+        """
+        done = podman("stop", "-t", str(int(timeout)), self.assistant, check=False)
+        code: Optional[int] = None
+        if done.returncode == 0:
+            raw = podman("inspect", "--format", "{{.State.ExitCode}}", self.assistant, check=False).stdout.strip()
+            code = int(raw) if raw.lstrip("-").isdigit() else None
+        podman("stop", "-t", "10", self.actions, check=False)
+        self._save_logs()
+        self._remove()
+        return code
+
+    def _save_logs(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self.log.open("a") as out:
+            out.write(self.log_tail(200_000))
+
+    def _remove(self) -> None:
+        for name in (self.assistant, self.actions):
+            podman("rm", "-f", name, check=False)

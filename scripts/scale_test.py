@@ -54,6 +54,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import requests
 import sqlalchemy as sa
 
+from scripts.container import PodmanUnavailable
 from scripts.services import Nginx, PostgresCluster, Replica
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,7 +234,7 @@ class ScaleTest:
         self.options = options
         self.folder = Path(tempfile.mkdtemp(prefix="lancs-scale-"))
         self.postgres: Optional[PostgresCluster] = None
-        self.replicas: List[Replica] = []
+        self.replicas: List[Any] = []  # Replica, or ContainerReplica with --containers
         self.nginx: Optional[Nginx] = None
         self.started = time.monotonic()
 
@@ -262,7 +263,14 @@ class ScaleTest:
             "RATE_LIMIT_CLIENT_PER_MINUTE": "1000000",
             "RATE_LIMIT_CONVERSATION_PER_MINUTE": "1000000",
         }
-        self.replicas = [Replica(name, shared, self.folder) for name in ("A", "B")]
+        if self.options.containers:
+            from scripts import container
+
+            images = container.build(["actions", "assistant"])
+            self.say("container images built")
+            self.replicas = [container.ContainerReplica(name, shared, self.folder, images) for name in ("A", "B")]
+        else:
+            self.replicas = [Replica(name, shared, self.folder) for name in ("A", "B")]
         for replica in self.replicas:
             replica.start()
         for replica in self.replicas:
@@ -288,7 +296,8 @@ class ScaleTest:
         faults: List[Fault] = []
         time.sleep(self.options.settle)
 
-        fault = Fault("crash: replica A, every process killed with -9", self.now())
+        what = "both containers killed with SIGKILL" if self.options.containers else "every process killed with -9"
+        fault = Fault(f"crash: replica A, {what}", self.now())
         a.crash()
         fault.ended = self.now()
         self.say("replica A killed with -9; starting it again")
@@ -368,6 +377,7 @@ class ScaleTest:
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
             "settings": {
                 "replicas": 2,
+                "containers": bool(self.options.containers),
                 "sanic_workers": self.options.workers,
                 "conversations": self.options.conversations,
                 "max_stall_s": self.options.max_stall,
@@ -403,7 +413,8 @@ def report(figures: Dict[str, Any]) -> str:
     lines = [
         f"# Scale test {figures['when']}: {'PASS' if passed else 'FAIL'}",
         "",
-        f"Two replicas (each {figures['settings']['sanic_workers']} Rasa process(es) and an action server) behind "
+        f"Two replicas{' in containers (podman)' if figures['settings'].get('containers') else ''} "
+        f"(each {figures['settings']['sanic_workers']} Rasa process(es) and an action server) behind "
         f"nginx (`deploy/nginx/assistant.conf`), one PostgreSQL; {figures['settings']['conversations']} conversations "
         f"through the widget channel for {figures['seconds_of_load']} s; {figures['machine']['cpus']} CPUs.",
         "",
@@ -441,19 +452,26 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--max-stall", type=float, default=5.0)
     parser.add_argument("--max-seconds", type=float, default=600.0, help="the load stops after this, whatever")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--containers", action="store_true", help="each replica as the assistant and actions images, run with podman"
+    )
     options = parser.parse_args(argv)
     test = ScaleTest(options)
     try:
         figures = test.run()
+    except PodmanUnavailable as error:
+        print(f"\nCONTAINERS NOT TESTED: {error}\n", flush=True)
+        return 0
     finally:
         test.stop()
     text = report(figures)
     print("\n" + text)
     options.results.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    (options.results / f"scale-{stamp}.json").write_text(json.dumps(figures, indent=2) + "\n")
-    (options.results / "scale-latest.md").write_text(text)
-    print(f"Written: {options.results / f'scale-{stamp}.json'} and {options.results / 'scale-latest.md'}")
+    kind = "scale-containers" if options.containers else "scale"
+    (options.results / f"{kind}-{stamp}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    (options.results / f"{kind}-latest.md").write_text(text)
+    print(f"Written: {options.results / f'{kind}-{stamp}.json'} and {options.results / f'{kind}-latest.md'}")
     failed = figures["lost"] or figures["duplicated"] or figures["wrong"] or figures["stalled"]
     return 1 if failed or figures["client_errors"] else 0
 
