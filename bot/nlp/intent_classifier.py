@@ -72,7 +72,7 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
         self._storage = model_storage
         self._resource = resource
         self.pipeline = pipeline
-        self._fast: Optional[LinearTextModel] = None
+        self.fast = None if pipeline is None else LinearTextModel(pipeline)
 
     @classmethod
     def create(
@@ -112,26 +112,21 @@ class TfidfIntentClassifier(GraphComponent, IntentClassifier):
         if len({m.get(INTENT) for m in examples}) < 2:
             return self._resource  # nothing to tell apart (e.g. an NLU-less test model)
         self.pipeline = _pipeline(self.config).fit([text_of(m) for m in examples], [m.get(INTENT) for m in examples])
+        self.fast = LinearTextModel(self.pipeline)
         with self._storage.write_to(self._resource) as directory:
             joblib.dump(self.pipeline, directory / MODEL_FILE)
         return self._resource
 
-    def _scorer(self) -> LinearTextModel:
-        """The pipeline's fast one-message path (made once per pipeline)."""
-        if self._fast is None or self._fast.pipeline is not self.pipeline:
-            self._fast = LinearTextModel(self.pipeline)
-        return self._fast
-
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets each message's intent and ranking."""
-        if self.pipeline is None:
+        if self.fast is None:
             return messages
         for message in messages:
             text = text_of(message)
             if not text:
                 continue  # a "/intent" button payload is classified too: Rasa's regex handler then sets its intent
-            probabilities = self._scorer().probabilities(text)
-            ranked = sorted(zip(self.pipeline.classes_, probabilities), key=lambda pair: -pair[1])
+            probabilities = self.fast.probabilities(text)
+            ranked = sorted(zip(self.fast.classes_, probabilities), key=lambda pair: -pair[1])
             ranking = [
                 {INTENT_NAME_KEY: str(name), PREDICTED_CONFIDENCE_KEY: float(p)} for name, p in ranked[:RANKING_LENGTH]
             ]

@@ -80,6 +80,11 @@ def read_nlu(directory: Path) -> Tuple[List[str], List[str]]:
     return danger, ordinary
 
 
+def prepare(matcher: SafetyMatcher, text: str) -> str:
+    """The words the model sees: the text as the safety net reads it (normalised, text-speak expanded)."""
+    return " ".join(matcher.normaliser(text or ""))
+
+
 @dataclass
 class RiskClassifier:
     """A trained model, and the patterns file whose text-speak list prepares its input.
@@ -92,18 +97,14 @@ class RiskClassifier:
 
     pipeline: Any
     matcher: SafetyMatcher
-    _fast: Optional[LinearTextModel] = field(default=None, init=False, repr=False)
+    fast: LinearTextModel = field(init=False, repr=False)
 
-    @property
-    def fast(self) -> LinearTextModel:
-        """The pipeline's fast one-message path (made once per pipeline)."""
-        if self._fast is None or self._fast.pipeline is not self.pipeline:
-            self._fast = LinearTextModel(self.pipeline)
-        return self._fast
+    def __post_init__(self) -> None:
+        self.fast = LinearTextModel(self.pipeline)
 
     def prepare(self, text: str) -> str:
         """The words the model sees."""
-        return " ".join(self.matcher.normaliser(text or ""))
+        return prepare(self.matcher, text)
 
     def score(self, text: str) -> float:
         """The probability that ``text`` comes from someone in danger (0 to 1)."""
@@ -131,8 +132,7 @@ def train(danger: Iterable[str], ordinary: Iterable[str], matcher: SafetyMatcher
 
     positives = list(dict.fromkeys(danger))
     negatives = [t for t in dict.fromkeys(ordinary) if t not in set(positives)]
-    classifier = RiskClassifier(None, matcher)
-    texts = [classifier.prepare(t) for t in positives + negatives]
+    texts = [prepare(matcher, t) for t in positives + negatives]
     labels = [1] * len(positives) + [0] * len(negatives)
     pipeline = Pipeline(
         [
@@ -149,8 +149,7 @@ def train(danger: Iterable[str], ordinary: Iterable[str], matcher: SafetyMatcher
         ]
     )
     pipeline.fit(texts, labels)
-    classifier.pipeline = pipeline
-    return classifier
+    return RiskClassifier(pipeline, matcher)
 
 
 def save(classifier: RiskClassifier, path: Path, counts: Tuple[int, int]) -> None:
