@@ -41,11 +41,12 @@ from rasa.core.lock import Ticket, TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, InMemoryLockStore, LockError, LockStore
 
 from bot.server.workers import SQL, lock_backend
+from bot.privacy.erase import LOCKS_TABLE
 from bot.storage.engine import db_now, engine_for, with_retries
 
 logger = logging.getLogger(__name__)
 
-LOCK_TABLE = "conversation_locks"
+LOCK_TABLE = LOCKS_TABLE  # named once, in the Rasa-free bot/privacy/erase.py that purges it
 # A ticket's lease (seconds): how long a dead holder can still block its conversation.
 LEASE_S = 3.0
 # How often a live process renews the leases of its tickets (seconds; more often for short leases).

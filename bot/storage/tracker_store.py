@@ -85,7 +85,7 @@ from rasa.shared.utils.common import all_subclasses
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import sessionmaker
 
-from bot.privacy.erase import FORGET_ACTION, delete_conversation_rows, truncate_wal
+from bot.privacy.erase import CHECKPOINTS_TABLE, FORGET_ACTION, delete_conversation_rows, truncate_wal
 from bot.privacy.files import private_database
 from bot.privacy.redact import redact
 from bot.storage.engine import engine_for, with_retries
@@ -100,7 +100,7 @@ DEFAULT_MIN_TURNS = 3
 # so that it is right for every conversation a process handles at once, and for every replica.
 STORED_EVENTS_ATTRIBUTE = "_bounded_sql_stored_events"
 
-CHECKPOINT_TABLE = "tracker_checkpoints"
+CHECKPOINT_TABLE = CHECKPOINTS_TABLE  # named once, in bot/privacy/erase.py (Rasa-free, it purges it)
 _METADATA = sa.MetaData()
 CHECKPOINTS = sa.Table(
     CHECKPOINT_TABLE,
