@@ -59,6 +59,14 @@ class LiveServer:
         return "\n".join(m.get("text") or "" for m in self.say(sender, message))
 
 
+def _start_make_run(env: Dict[str, str], log: Path) -> "subprocess.Popen[bytes]":
+    """Starts ``make run`` in a session of its own (``_stop`` ends all of it), output into ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            ["make", "-s", "run"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
 def _wait_for(url: str, process: "subprocess.Popen[bytes]", log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -94,10 +102,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         RATE_LIMIT_CONVERSATION_PER_MINUTE="0",
     )
     log = work / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            ["make", "-s", "run"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    process = _start_make_run(env, log)
     server = LiveServer(
         base_url=f"http://127.0.0.1:{port}",
         action_url=f"http://127.0.0.1:{action_port}",

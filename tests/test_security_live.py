@@ -18,7 +18,6 @@ import os
 import shutil
 import sqlite3
 import stat
-import subprocess
 import threading
 import time
 import uuid
@@ -31,7 +30,7 @@ import pytest
 import requests
 from websockets.legacy.client import connect as websocket_connect
 
-from tests.conftest import KNOWLEDGE, ROOT, START_TIMEOUT, _stop, _wait_for, free_port
+from tests.conftest import KNOWLEDGE, ROOT, START_TIMEOUT, _start_make_run, _stop, _wait_for, free_port
 
 REST_TOKEN = "live-security-rest-token-" + "r" * 32
 ACTION_TOKEN = "live-security-action-token-" + "a" * 32
@@ -154,10 +153,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         TRUSTED_PROXIES="127.0.0.1",
     )
     log = work / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            ["make", "-s", "run"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    process = _start_make_run(env, log)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_for(base, process, log, START_TIMEOUT)
