@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import json
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -625,7 +626,10 @@ def test_marker_words_through_every_channel_never_reach_the_log(server: Server) 
     assert "DEBUG" in text and "rasa.core.processor" in text  # the servers did log at DEBUG
     leaked = [word for word in MARKERS if word in text]
     assert not leaked, f"{len(leaked)} of {len(MARKERS)} marker words are in the log: {leaked[:5]}"
-    assert "07700" not in text and "900123" not in text
+    # Rasa's debug lines print objects' memory addresses ("at 0x7f186d207700": a false alarm once);
+    # those are left out, every other place is searched for either half of the number.
+    without_addresses = re.sub(r"0x[0-9a-fA-F]+", "0x", text)
+    assert "07700" not in without_addresses and "900123" not in without_addresses
 
 
 def test_no_traceback_in_the_log(server: Server) -> None:
